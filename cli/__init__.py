@@ -1,0 +1,1 @@
+"""The bandit-router command line (typer): the composition root of core, storage and simulations."""

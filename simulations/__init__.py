@@ -1,0 +1,1 @@
+"""Replay of logged traffic, synthetic environments, off-policy evaluation and regret."""
