@@ -1,7 +1,13 @@
 """Stacked disjoint ridge regressions, one per arm, with rank-one updates.
 
 All arms live in stacked arrays: ``A`` and ``A_inv`` of shape ``(K, d, d)``, ``b`` and
-``theta`` of shape ``(K, d)``. Scoring every arm is two matrix-vector products on the
+``theta`` of shape ``(K, d)``.
+
+With a forgetting factor ``gamma < 1`` every arm's evidence is discounted by ``gamma`` at
+every update of *any* arm (discounted ridge, as in D-LinUCB), so an arm that is no longer
+chosen grows uncertain and is explored again. The discount is applied lazily: the mean is
+invariant to a common scaling of ``A`` and ``b``, only the width needs the pending factor,
+and an arm's arrays are rescaled when it is next updated. Scoring every arm is two matrix-vector products on the
 ``(K*d, d)`` view of ``A_inv``; an update touches one arm with a Sherman-Morrison step
 (``O(d^2)``), and every ``refactor_every`` updates of an arm its inverse is recomputed
 exactly from ``A`` through a Cholesky factorisation, which bounds round-off drift.
@@ -26,7 +32,9 @@ class RidgeArms:
     [0.333, 0.0, 0.333]
     """
 
-    ARRAYS = ("A", "A_inv", "b", "theta", "counts", "since_refactor", "strength", "theta0")
+    ARRAYS = ("A", "A_inv", "b", "theta", "counts", "since_refactor", "strength", "theta0", "last")
+    #: pending discounts are capped at this factor (widths grow at most 1000-fold)
+    MIN_DISCOUNT = 1e-6
 
     def __init__(
         self,
@@ -50,6 +58,8 @@ class RidgeArms:
         self.theta = self.theta0.copy()
         self.counts = np.zeros(K, dtype=np.int64)
         self.since_refactor = np.zeros(K, dtype=np.int64)
+        self.last = np.zeros(K, dtype=np.int64)  # global update count when last rescaled
+        self.t = 0  # global number of updates
         self._views()
 
     def _views(self) -> None:
@@ -67,7 +77,14 @@ class RidgeArms:
     def mean_and_variance(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return ``theta @ x`` (K,), ``x' A_inv x`` (K,) and the projections (K, d)."""
         U = self.project(x)
-        return self.theta @ x, U @ x, U
+        var = U @ x
+        if self.forgetting != 1.0:
+            var = var / self.pending_discount()
+        return self.theta @ x, var, U
+
+    def pending_discount(self) -> np.ndarray:
+        """Discount each arm has accrued since it was last rescaled, shape ``(K,)``."""
+        return np.maximum(self.forgetting ** (self.t - self.last), self.MIN_DISCOUNT)
 
     def update(self, k: int, x: np.ndarray, reward: float, u: np.ndarray | None = None) -> float:
         """Add one observation to arm ``k``; ``u`` may pass a precomputed ``A_inv[k] @ x``.
@@ -76,11 +93,13 @@ class RidgeArms:
         """
         A_inv = self.A_inv[k]
         theta = self.theta[k]
-        g = self.forgetting
-        if g != 1.0:
+        self.t += 1
+        if self.forgetting != 1.0:
+            g = max(self.forgetting ** (self.t - self.last[k]), self.MIN_DISCOUNT)
             self.A[k] *= g
             self.b[k] *= g
             A_inv *= 1.0 / g
+            self.last[k] = self.t
             u = None
         if u is None:
             u = A_inv @ x
@@ -119,6 +138,7 @@ class RidgeArms:
         self.strength = np.append(self.strength, strength)
         self.counts = np.append(self.counts, 0)
         self.since_refactor = np.append(self.since_refactor, 0)
+        self.last = np.append(self.last, self.t)
         self._views()
 
     def remove(self, k: int) -> None:
@@ -128,13 +148,16 @@ class RidgeArms:
         self._views()
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in self.ARRAYS}
+        out = {name: getattr(self, name) for name in self.ARRAYS}
+        out["clock"] = np.array(self.t, dtype=np.int64)
+        return out
 
     def check_arrays(self, arrays, n_arms: int) -> None:
         K, d = n_arms, self.dim
         shapes = {
             "A": (K, d, d), "A_inv": (K, d, d), "b": (K, d), "theta": (K, d),
             "counts": (K,), "since_refactor": (K,), "strength": (K,), "theta0": (K, d),
+            "last": (K,), "clock": (),
         }  # fmt: skip
         for name, shape in shapes.items():
             if name not in arrays:
@@ -149,6 +172,7 @@ class RidgeArms:
 
     def load(self, arrays) -> None:
         for name in self.ARRAYS:
-            dtype = np.int64 if name in ("counts", "since_refactor") else np.float64
+            dtype = np.int64 if name in ("counts", "since_refactor", "last") else np.float64
             setattr(self, name, np.ascontiguousarray(arrays[name], dtype=dtype).copy())
+        self.t = int(arrays["clock"])
         self._views()

@@ -163,11 +163,18 @@ class RiverExp3(RiverPolicy):
         return float(self.model._probabilities[arm])
 
     def update(self, arm: str, x: np.ndarray, reward: float) -> None:
+        self.arm_index(arm)
+        self.check_context(x)
+        self.check_reward(reward)
         if arm not in self.model._probabilities:
-            raise StateError(
-                f"Exp3 can only learn from a model it just offered; {arm!r} was not in the last "
-                "pull's choice set."
-            )
+            # feedback for a model the last pull did not offer (e.g. a logged decision):
+            # importance-weight it with the probabilities over all arms, as Exp3 defines them
+            model = self.model
+            total = sum(model._weights[a] for a in self._arms)
+            model._probabilities = {
+                a: (1 - model.gamma) * model._weights[a] / total + model.gamma / self.n_arms
+                for a in self._arms
+            }
         super().update(arm, x, reward)
 
     def config(self) -> dict[str, Any]:
