@@ -1,0 +1,250 @@
+"""One-call training of a prior artifact from preferences or from an outcome table.
+
+The steps: embed every distinct prompt once; split the prompts 70/10/20 (train / early
+stopping / held-out test, seeded); train PILOT (phase 1 projection, phase 2 model vectors);
+measure held-out pairwise accuracy next to the majority-winner and global Bradley-Terry
+baselines (both fitted on the train + validation prompts); derive lambda_a from each
+model's held-out accuracy; calibrate into the reward space on the train + validation
+prompts (``calibration.py``); pack everything into a ``PriorArtifact``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bandit_router.embeddings.base import Embedder
+from bandit_router.errors import InvalidInputError
+from bandit_router.warm_start.artifact import PriorArtifact
+from bandit_router.warm_start.baselines import (
+    GlobalBradleyTerry,
+    MajorityWinner,
+    pairwise_accuracy,
+    per_model_accuracy,
+)
+from bandit_router.warm_start.calibration import (
+    calibrate_from_preferences,
+    calibrate_from_scores,
+    prior_means,
+    strengths_from_accuracy,
+)
+from bandit_router.warm_start.data import PreferenceData
+from bandit_router.warm_start.outcomes import load_outcomes, outcomes_to_preferences
+from bandit_router.warm_start.preferences import load_preferences, preferences_from_frame
+from bandit_router.warm_start.trainer import TrainConfig, train_pilot
+
+
+def embed_prompts(embedder: Embedder, prompts: list[str], batch: int = 512) -> np.ndarray:
+    """Embeddings of ``prompts`` in order, ``(n, D)``, in batches (the cache does the rest)."""
+    parts = [embedder.embed(prompts[i : i + batch]) for i in range(0, len(prompts), batch)]
+    return np.vstack(parts) if parts else np.zeros((0, embedder.dim))
+
+
+def evaluate_split(data: PreferenceData, p_model: np.ndarray, split: np.ndarray) -> dict[str, Any]:
+    """Held-out pairwise accuracy of the model and of both baselines on the test prompts.
+
+    ``p_model`` ``(n,)`` is the model's ``P(a beats b | q)`` on every judgement; baselines
+    are fitted on the judgements of the train and validation prompts.
+    """
+    in_split = split[data.query]
+    fit_rows, test_rows = in_split != 2, in_split == 2
+    train, test = data.subset(fit_rows), data.subset(test_rows)
+    out: dict[str, Any] = {
+        "n_test_judgements": int(test_rows.sum()),
+        "n_test_decisive": int((test.y != 0.5).sum()),
+        "n_test_prompts": int((split == 2).sum()),
+        "n_train_prompts": int((split == 0).sum()),
+        "n_val_prompts": int((split == 1).sum()),
+    }
+    if not test_rows.any():
+        out["accuracy"] = {
+            "pilot": float("nan"),
+            "majority": float("nan"),
+            "global_bt": float("nan"),
+        }
+        return out
+    bt = GlobalBradleyTerry().fit(train)
+    out["accuracy"] = {
+        "pilot": pairwise_accuracy(p_model[test_rows], test.y),
+        "majority": pairwise_accuracy(MajorityWinner().fit(train).prob_a_wins(test), test.y),
+        "global_bt": pairwise_accuracy(bt.prob_a_wins(test), test.y),
+    }
+    out["global_bt_ranking"] = bt.ranking(data.models)
+    return out
+
+
+def train_prior(
+    data: PreferenceData,
+    embedder: Embedder,
+    config: TrainConfig | None = None,
+    progress: bool = True,
+    strength: float | Mapping[str, float] | None = None,
+    base_strength: float = 10.0,
+    calibration_ridge: float = 1.0,
+) -> PriorArtifact:
+    """Train a ``PriorArtifact`` from ``PreferenceData`` (with ``scores`` when it came from
+    an outcome table, which switches the calibration to absolute scores)."""
+    cfg = config or TrainConfig()
+    t0 = time.perf_counter()
+    X = embed_prompts(embedder, data.prompts)
+    t_embed = time.perf_counter() - t0
+    if X.shape[0] < 10:
+        raise InvalidInputError(
+            f"only {X.shape[0]} distinct prompts: a query-conditional prior needs at least 10 "
+            "(hundreds for a useful one)."
+        )
+    fit = train_pilot(X, data, cfg, progress=progress)
+    model = fit.model
+    F = model.scores(X)  # (n_q, K)
+    z = F[data.query, data.a] - F[data.query, data.b]
+    p_all = 1.0 / (1.0 + np.exp(-z))
+    report = evaluate_split(data, p_all, fit.split)
+
+    # lambda_a from the held-out accuracy on the judgements each model took part in
+    test_rows = fit.split[data.query] == 2
+    correct, n = per_model_accuracy(p_all[test_rows], data.subset(test_rows))
+    lam = strengths_from_accuracy(correct, n, base=base_strength)
+    if isinstance(strength, Mapping):
+        unknown = sorted(set(strength) - set(data.models))
+        if unknown:
+            raise InvalidInputError(f"strength given for unknown model(s) {unknown}.")
+        for m, v in strength.items():
+            lam[data.models.index(m)] = float(v)
+    elif strength is not None:
+        lam[:] = float(strength)
+
+    # calibration into the reward space on the prompts the model was fitted on
+    fitq = fit.split != 2
+    cos = model.cosines(X)
+    if data.scores is not None:
+        cal = calibrate_from_scores(cos[fitq], data.scores[fitq], calibration_ridge)
+        method = "least squares of each model's score on [cos(psi, theta_a), 1] (outcome table)"
+    else:
+        cal = calibrate_from_preferences(cos[fitq], F[fitq], calibration_ridge)
+        method = (
+            "least squares of each model's expected win rate against a uniformly drawn other "
+            "model, mean_b sigmoid(f_a - f_b), on [cos(psi, theta_a), 1] (preferences only)"
+        )
+    theta0 = prior_means(model.theta, cal["s"], cal["b"])
+    held = {
+        "mae_prior": float("nan"),
+        "mae_constant": float("nan"),
+    }
+    if data.scores is not None and (fit.split == 2).any():
+        pred = cos[fit.split == 2] * cal["s"] + cal["b"]
+        truth = data.scores[fit.split == 2]
+        const = np.nanmean(data.scores[fitq], axis=0)
+        held = {
+            "mae_prior": float(np.nanmean(np.abs(pred - truth))),
+            "mae_constant": float(np.nanmean(np.abs(const - truth))),
+        }
+    metrics = {
+        **report,
+        "per_model_accuracy": {
+            m: (float((c + 1) / (k + 2)), int(k))
+            for m, c, k in zip(data.models, correct, n, strict=True)
+        },
+        "reward_fit_test": held,
+        "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()},
+        "data": data.describe(),
+        "dropped": {k: int(v) for k, v in data.dropped.items()},
+        "seconds": {"embed": round(t_embed, 2), "total": round(time.perf_counter() - t0, 2)},
+    }
+    calibration = {
+        "method": method,
+        "ridge": calibration_ridge,
+        "s": cal["s"].tolist(),
+        "b": cal["b"].tolist(),
+        "r2_train": cal["r2"].tolist(),
+        "strength_rule": f"lambda_a = {base_strength} * clip(2 acc_a - 1, 0.05, 1), "
+        "acc_a = Laplace-smoothed held-out pairwise accuracy"
+        + ("" if strength is None else " (overridden)"),
+    }
+    return PriorArtifact(
+        embedder_name=embedder.name,
+        embedder_dim=int(embedder.dim),
+        models=list(data.models),
+        W=model.W,
+        c=model.c,
+        theta=model.theta,
+        beta=model.beta,
+        scale=model.scale,
+        theta0=theta0,
+        strength=lam,
+        calibration=calibration,
+        metrics=metrics,
+        config={**fit.config_dict(), "source": data.source},
+        fingerprint=data.fingerprint(),
+    )
+
+
+def train_prior_from_preferences(
+    prefs: PreferenceData | pd.DataFrame | str | Path,
+    embedder: Embedder,
+    dim: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+    *,
+    prompts: pd.DataFrame | str | Path | None = None,
+    strength: float | Mapping[str, float] | None = None,
+    config: TrainConfig | None = None,
+) -> PriorArtifact:
+    """Train a prior from pairwise preferences (a ``PreferenceData``, a table or a file).
+
+    ``prompts`` joins prompt texts by id (e.g. the AlpacaEval ``prompts.csv``). ``config``
+    overrides ``dim`` and ``seed`` when given.
+
+    >>> from bandit_router.embeddings import make_embedder
+    >>> recs = [(f"question {i} about {t}", "coder", "writer", 1.0 if t == "code" else 0.0)
+    ...         for i in range(30) for t in ("code", "poems")]
+    >>> art = train_prior_from_preferences(
+    ...     PreferenceData.from_records(recs), make_embedder("hashing-32"), dim=4, progress=False)
+    >>> art.models, art.theta0.shape, art.metrics["accuracy"]["pilot"] > 0.9
+    (['coder', 'writer'], (2, 5), True)
+    """
+    if isinstance(prefs, PreferenceData):
+        data = prefs
+    elif isinstance(prefs, pd.DataFrame):
+        data = preferences_from_frame(prefs, prompts)
+    else:
+        data = load_preferences(prefs, prompts)
+    cfg = config or TrainConfig(dim=dim, seed=seed)
+    return train_prior(data, embedder, cfg, progress=progress, strength=strength)
+
+
+def train_prior_from_outcomes(
+    df: pd.DataFrame | str | Path,
+    embedder: Embedder,
+    dim: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+    *,
+    strength: float | Mapping[str, float] | None = None,
+    config: TrainConfig | None = None,
+) -> PriorArtifact:
+    """Train a prior from an outcome table (RouterBench format): the table is converted to
+    pairwise preferences (higher score wins, equal scores tie) and the prior means are
+    calibrated on the absolute scores.
+
+    >>> from bandit_router.embeddings import make_embedder
+    >>> df = pd.DataFrame({"prompt": [f"task {i} {'code' if i % 2 else 'poem'}" for i in range(40)],
+    ...                    "coder": [float(i % 2) for i in range(40)],
+    ...                    "writer": [float(1 - i % 2) for i in range(40)]})
+    >>> art = train_prior_from_outcomes(df, make_embedder("hashing-32"), dim=4, progress=False)
+    >>> r = art.expected_reward(make_embedder("hashing-32").embed(["task 99 code"]))
+    >>> bool(r[0, 0] > r[0, 1])
+    True
+    """
+    if isinstance(df, str | Path):
+        source = str(df)
+        df = load_outcomes(df)
+    else:
+        source = "<outcome table>"
+    data = outcomes_to_preferences(df, source=source)
+    cfg = config or TrainConfig(dim=dim, seed=seed)
+    return train_prior(data, embedder, cfg, progress=progress, strength=strength)

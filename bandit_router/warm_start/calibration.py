@@ -1,0 +1,126 @@
+"""Calibration of the preference model into the bandit's reward space, and prior strengths.
+
+The bandit's context is ``x = [u, 1]`` with ``u = normalize(W phi + c)`` (``Featurizer`` with
+the learned ``Projection``), its reward estimate is ``x @ theta0_a`` on the reward scale
+([0, 1]). The preference model only knows *differences* of Bradley-Terry scores, so each
+model's prior mean is fitted per model by least squares on the training prompts:
+
+    reward_a(q) ~ s_a cos(psi(q), theta_a) + b_a        =>  theta0_a = [s_a theta_a, b_a]
+
+(``theta_a`` has unit length, so ``x @ theta0_a`` is exactly the right-hand side.)
+
+- **outcome tables** (``calibrate_from_scores``): the target is the model's own score on
+  the prompt (0/1 correctness or a score in [0, 1]).
+- **preferences only** (``calibrate_from_preferences``): no absolute scale exists; the
+  target is the model's predicted probability of beating an opponent drawn uniformly
+  from the other models of the data, ``mean_b sigmoid(f_a(q) - f_b(q))``, a number in [0, 1].
+
+A small ridge (``ridge``) on ``s_a`` keeps the fit stable when the cosines barely vary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bandit_router.errors import ConfigurationError
+
+
+def _fit_line(cos: np.ndarray, target: np.ndarray, ridge: float) -> tuple[float, float, float, int]:
+    """Least squares ``target ~ s cos + b`` (ridge on ``s`` only); returns (s, b, R^2, n)."""
+    ok = np.isfinite(cos) & np.isfinite(target)
+    n = int(ok.sum())
+    if n == 0:
+        return 0.0, float("nan"), float("nan"), 0
+    c, t = cos[ok], target[ok]
+    cm, tm = c.mean(), t.mean()
+    var = float(np.sum((c - cm) ** 2))
+    s = float(np.sum((c - cm) * (t - tm)) / (var + ridge)) if n > 1 else 0.0
+    b = float(tm - s * cm)
+    resid = t - (s * c + b)
+    tot = float(np.sum((t - tm) ** 2))
+    r2 = 1.0 - float(resid @ resid) / tot if tot > 0 else 0.0
+    return s, b, r2, n
+
+
+def calibrate_from_scores(
+    cos: np.ndarray, scores: np.ndarray, ridge: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Per model ``s_a, b_a`` with ``scores[:, a] ~ s_a cos[:, a] + b_a``.
+
+    ``cos`` and ``scores`` are ``(n_q, K)`` over the training prompts (NaN scores skipped).
+    Returns arrays ``s``, ``b``, ``r2``, ``n`` of shape ``(K,)``. A model without any score
+    gets ``s = 0`` and ``b`` = the mean score of all models.
+
+    >>> cos = np.array([[0.5, -0.5], [-0.5, 0.5], [0.0, 0.0]])
+    >>> out = calibrate_from_scores(cos, np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), ridge=0)
+    >>> out["s"].round(3).tolist(), out["b"].round(3).tolist()
+    ([1.0, 1.0], [0.5, 0.5])
+    """
+    if cos.shape != scores.shape:
+        raise ConfigurationError(f"cos {cos.shape} and scores {scores.shape} differ in shape.")
+    K = cos.shape[1]
+    out = {k: np.zeros(K) for k in ("s", "b", "r2", "n")}
+    for k in range(K):
+        out["s"][k], out["b"][k], out["r2"][k], out["n"][k] = _fit_line(
+            cos[:, k], scores[:, k], ridge
+        )
+    missing = out["n"] == 0
+    if missing.any():
+        out["b"][missing] = float(np.nanmean(scores)) if np.isfinite(scores).any() else 0.5
+    return out
+
+
+def expected_win_rate(F: np.ndarray) -> np.ndarray:
+    """``mean_{b != a} sigmoid(F[:, a] - F[:, b])`` for BT scores ``F`` ``(n, K)`` -> ``(n, K)``.
+
+    >>> expected_win_rate(np.array([[0.0, 0.0, 0.0]])).tolist()
+    [[0.5, 0.5, 0.5]]
+    """
+    n, K = F.shape
+    if K < 2:
+        return np.full((n, K), 0.5)
+    D = F[:, :, None] - F[:, None, :]
+    P = 1.0 / (1.0 + np.exp(-D))
+    return (P.sum(axis=2) - 0.5) / (K - 1)  # drop the diagonal's sigmoid(0) = 1/2
+
+
+def calibrate_from_preferences(
+    cos: np.ndarray, F: np.ndarray, ridge: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Per model ``s_a, b_a`` with ``expected_win_rate(F)[:, a] ~ s_a cos[:, a] + b_a``.
+
+    ``cos`` and ``F`` (Bradley-Terry scores) are ``(n_q, K)`` over the training prompts.
+    """
+    return calibrate_from_scores(cos, expected_win_rate(F), ridge)
+
+
+def prior_means(theta: np.ndarray, s: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``theta0_a = [s_a theta_a, b_a]``, ``(K, p + 1)``, for unit rows ``theta`` ``(K, p)``.
+
+    >>> prior_means(np.array([[1.0, 0.0]]), np.array([0.2]), np.array([0.5])).tolist()
+    [[0.2, 0.0, 0.5]]
+    """
+    return np.hstack([theta * s[:, None], b[:, None]])
+
+
+def strengths_from_accuracy(
+    correct: np.ndarray,
+    n: np.ndarray,
+    base: float = 10.0,
+    floor: float = 0.05,
+) -> np.ndarray:
+    """Prior strength per model from its held-out pairwise accuracy, ``(K,)``.
+
+    ``acc_a = (correct_a + 1) / (n_a + 2)`` (Laplace-smoothed, so that a model with few
+    held-out judgements is not trusted blindly) and
+    ``lambda_a = base * clip(2 acc_a - 1, floor, 1)``: a model the preference model ranks
+    no better than a coin gets the floor, a perfectly ranked one the full ``base`` (the
+    prior then weighs as much as ``base`` unit-norm observations along each direction).
+
+    >>> strengths_from_accuracy(np.array([98.0, 5.0]), np.array([98.0, 10.0])).round(2).tolist()
+    [9.8, 0.5]
+    """
+    if not base > 0 or not 0 < floor <= 1:
+        raise ConfigurationError("base must be > 0 and floor in (0, 1].")
+    acc = (np.asarray(correct, float) + 1.0) / (np.asarray(n, float) + 2.0)
+    return base * np.clip(2.0 * acc - 1.0, floor, 1.0)

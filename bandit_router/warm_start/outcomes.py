@@ -1,0 +1,151 @@
+"""Outcome tables (RouterBench wide format) and their conversion to pairwise preferences.
+
+An outcome table has one row per query: ``sample_id``, ``prompt``, ``eval_name``, one column
+per model with the quality of its answer (0/1 or a score in [0, 1]), ``<model>|total_cost``
+and perhaps ``<model>|model_response``. On each query a model with a higher score beats one
+with a lower score; equal scores are ties. This is how a team with only benchmark logs gets
+a prior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bandit_router.errors import InvalidInputError
+from bandit_router.warm_start.data import PreferenceData
+from bandit_router.warm_start.preferences import _turns_to_text, read_table
+
+#: columns of an outcome table that are not models
+META_COLUMNS = ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to", "dataset")
+
+
+def model_columns(df: pd.DataFrame) -> list[str]:
+    """The model (score) columns of an outcome table, in table order.
+
+    A model column is one with a ``<model>|total_cost`` companion; a table without cost
+    columns falls back to its numeric columns other than the metadata (``sample_id``,
+    ``prompt``, ``eval_name``...). Columns with a ``|`` are never models.
+
+    >>> df = pd.DataFrame({"sample_id": [1], "prompt": ["q"], "eval_name": ["t"], "m1": [1.0],
+    ...                    "m2": [0.0], "m1|total_cost": [0.1], "m2|total_cost": [0.2]})
+    >>> model_columns(df)
+    ['m1', 'm2']
+    """
+    cols = [str(c) for c in df.columns]
+    with_cost = [c for c in cols if "|" not in c and f"{c}|total_cost" in cols]
+    if with_cost:
+        return with_cost
+    return [
+        c
+        for c in cols
+        if "|" not in c and c not in META_COLUMNS and pd.api.types.is_numeric_dtype(df[c])
+    ]
+
+
+def load_outcomes(path: str | Path) -> pd.DataFrame:
+    """Read an outcome table: CSV, JSONL, Parquet or a RouterBench pickle (a DataFrame).
+
+    Pickles run code when loaded: only load pickles you trust (RouterBench's own files).
+    """
+    p = Path(path)
+    if p.suffix.lower() in (".pkl", ".pickle"):
+        if not p.exists():
+            raise InvalidInputError(f"{p} does not exist; check the path.")
+        obj = pd.read_pickle(p)
+        if not isinstance(obj, pd.DataFrame):
+            raise InvalidInputError(f"{p} does not hold a DataFrame but a {type(obj).__name__}.")
+        df = obj
+    else:
+        df = read_table(p)
+    check_outcome_table(df, source=str(p))
+    return df
+
+
+def check_outcome_table(df: pd.DataFrame, source: str = "the outcome table") -> list[str]:
+    """Validate an outcome table; returns its model columns."""
+    if len(df) == 0:
+        raise InvalidInputError(f"{source} has no rows.")
+    if "prompt" not in df.columns:
+        raise InvalidInputError(
+            f"{source} has no 'prompt' column; an outcome table needs sample_id, prompt, "
+            "eval_name and one score column per model."
+        )
+    models = model_columns(df)
+    if len(models) < 2:
+        raise InvalidInputError(
+            f"{source} has {len(models)} model column(s) ({models}); preferences need at least "
+            "two models (numeric score columns, ideally with '<model>|total_cost' companions). "
+            "Is this a preference file? Then drop --from-outcomes."
+        )
+    scores = df[models].to_numpy(dtype=np.float64)
+    finite = scores[np.isfinite(scores)]
+    if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
+        raise InvalidInputError(
+            f"{source}: model scores must lie in [0, 1] (the reward scale); found values in "
+            f"[{finite.min():g}, {finite.max():g}]. Rescale the score columns first."
+        )
+    return models
+
+
+def outcomes_to_preferences(
+    df: pd.DataFrame,
+    models: Sequence[str] | None = None,
+    tol: float = 1e-9,
+    source: str = "<outcome table>",
+) -> PreferenceData:
+    """Every pair of models on every query: higher score wins, equal scores (within ``tol``) tie.
+
+    Rows without a prompt are dropped and counted; a model with a missing score on a query
+    takes no part in that query's pairs. The absolute scores travel along in
+    ``PreferenceData.scores`` (used to calibrate the prior on the reward scale).
+
+    >>> df = pd.DataFrame({"prompt": ["q1", "q2"], "m1": [1.0, 0.0], "m2": [0.0, 0.0],
+    ...                    "m3": [1.0, 1.0]})
+    >>> d = outcomes_to_preferences(df)
+    >>> d.n_pairs, d.win_rates().round(2).tolist()
+    (6, [0.5, 0.12, 0.88])
+    """
+    model_list = list(models) if models is not None else check_outcome_table(df, source)
+    absent = [m for m in model_list if m not in df.columns]
+    if absent:
+        raise InvalidInputError(f"{source} has no column(s) {absent}.")
+    texts = [_turns_to_text(v) for v in df["prompt"]]
+    keep = np.array([t is not None for t in texts])
+    dropped = {"missing prompt": int((~keep).sum())}
+    if not keep.any():
+        raise InvalidInputError(f"{source}: every row lacks a prompt.")
+    kept_texts = [t for t, k in zip(texts, keep, strict=True) if k]
+    raw = df[model_list].to_numpy(dtype=np.float64)[keep]
+    # identical prompts (a benchmark may repeat one) share one query: average their scores
+    index: dict[str, int] = {}
+    qid = np.array([index.setdefault(t, len(index)) for t in kept_texts])
+    nq, K = len(index), len(model_list)
+    total = np.zeros((nq, K))
+    count = np.zeros((nq, K))
+    finite = np.isfinite(raw)
+    np.add.at(total, qid, np.where(finite, raw, 0.0))
+    np.add.at(count, qid, finite.astype(float))
+    scores = np.divide(total, count, out=np.full((nq, K), np.nan), where=count > 0)
+    ia, ib = np.triu_indices(K, k=1)
+    sa, sb = scores[:, ia], scores[:, ib]  # (nq, P)
+    valid = np.isfinite(sa) & np.isfinite(sb)
+    diff = sa - sb
+    y = np.where(diff > tol, 1.0, np.where(diff < -tol, 0.0, 0.5))
+    q_idx, p_idx = np.nonzero(valid)
+    if len(q_idx) == 0:
+        raise InvalidInputError(f"{source}: no query has scores for two models.")
+    return PreferenceData(
+        prompts=list(index),
+        models=model_list,
+        query=q_idx,
+        a=ia[p_idx],
+        b=ib[p_idx],
+        y=y[q_idx, p_idx],
+        scores=scores,
+        dropped=dropped,
+        source=source,
+    )
