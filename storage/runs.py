@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -202,7 +202,8 @@ class RunRepository:
         """Append the per-step curve of a run in one transaction; returns the rows written.
 
         ``steps`` has the columns ``step, reward, cost, oracle_reward, spend,
-        cumulative_regret, model`` and optionally ``budgeted_regret`` (NaN -> null). Extra
+        cumulative_regret, model`` (None where no model was called) and optionally
+        ``budgeted_regret`` (NaN -> null). Extra
         columns are ignored. Either every row is written or none (a duplicate step, a NaN
         reward or a negative cost leaves the run's steps as they were).
         """
@@ -211,7 +212,7 @@ class RunRepository:
             self._require(session, [int(run_id)])
             if records:
                 try:
-                    session.execute(insert(RunStep), records)
+                    session.execute(RunStep.__table__.insert(), records)
                 except IntegrityError as exc:
                     raise InvalidRunDataError(
                         f"cannot store the steps of run {run_id}: a step number is already "
@@ -414,9 +415,7 @@ class RunRepository:
             br = pd.to_numeric(steps["budgeted_regret"], errors="coerce").to_numpy(dtype=np.float64)
             data["budgeted_regret"] = br
         models = steps["model"]
-        if models.isna().any():
-            raise InvalidRunDataError(f"model of run {run_id} has missing values")
-        data["model"] = models.astype(str).to_numpy()
+        data["model"] = np.where(models.isna(), None, models.astype(str)).astype(object)
         frame = pd.DataFrame(data)
         records = frame.to_dict("records")
         if "budgeted_regret" in frame.columns:

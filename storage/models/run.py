@@ -54,6 +54,7 @@ class RunStep(Base):
     spend: Mapped[float] = mapped_column(Money)
     cumulative_regret: Mapped[float] = mapped_column(Double)
     budgeted_regret: Mapped[float | None] = mapped_column(Double)
-    model: Mapped[str] = mapped_column(String(200))
+    #: The model called; null when none was (the budget was exhausted).
+    model: Mapped[str | None] = mapped_column(String(200))
 
     run: Mapped[Run] = relationship(back_populates="steps")

@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("spend", MONEY, nullable=False),
         sa.Column("cumulative_regret", sa.Double(), nullable=False),
         sa.Column("budgeted_regret", sa.Double(), nullable=True),
-        sa.Column("model", sa.String(length=200), nullable=False),
+        sa.Column("model", sa.String(length=200), nullable=True),
         sa.ForeignKeyConstraint(
             ["run_id"],
             ["runs.id"],
