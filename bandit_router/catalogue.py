@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from bandit_router.errors import ConfigurationError
 
@@ -48,3 +51,59 @@ DEMO_CATALOGUE: tuple[ModelSpec, ...] = (
     ModelSpec("demo-medium", 1.00, 4.00, expected_output_tokens=300),
     ModelSpec("demo-large", 5.00, 15.00, expected_output_tokens=400),
 )
+
+
+def _price(row: dict[str, str], column: str, where: str, default: float | None = None) -> float:
+    raw = (row.get(column) or "").strip()
+    if not raw:
+        if default is None:
+            raise ConfigurationError(f"{where}: column {column!r} is empty; give a price in USD.")
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{where}: {column}={raw!r} is not a number.") from None
+
+
+def load_catalogue(path: str | os.PathLike[str]) -> tuple[ModelSpec, ...]:
+    """Read a catalogue CSV: ``model`` (or ``name``), ``input_price_per_mtok``,
+    ``output_price_per_mtok``, optionally ``price_per_call`` and ``expected_output_tokens``;
+    other columns (size, description...) are ignored.
+
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "models.csv"
+    >>> _ = p.write_text("model,input_price_per_mtok,output_price_per_mtok,size\\nm1,0.2,0.6,7B\\n")
+    >>> load_catalogue(p)[0].output_price_per_mtok
+    0.6
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigurationError(f"catalogue file {path} does not exist; check the path.")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields = set(reader.fieldnames or ())
+        name_col = "model" if "model" in fields else "name" if "name" in fields else None
+        missing = {"input_price_per_mtok", "output_price_per_mtok"} - fields
+        if name_col is None or missing:
+            raise ConfigurationError(
+                f"{path}: a catalogue needs the columns model (or name), input_price_per_mtok "
+                f"and output_price_per_mtok; it has {sorted(fields)}."
+            )
+        specs: list[ModelSpec] = []
+        for i, row in enumerate(reader, start=2):
+            where = f"{path}:{i}"
+            specs.append(
+                ModelSpec(
+                    name=(row.get(name_col) or "").strip(),
+                    input_price_per_mtok=_price(row, "input_price_per_mtok", where),
+                    output_price_per_mtok=_price(row, "output_price_per_mtok", where),
+                    price_per_call=_price(row, "price_per_call", where, 0.0),
+                    expected_output_tokens=_price(row, "expected_output_tokens", where, 256.0),
+                )
+            )
+    if not specs:
+        raise ConfigurationError(f"{path} lists no models.")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"{path}: model names must be unique, got {names}.")
+    return tuple(specs)

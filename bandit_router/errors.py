@@ -32,3 +32,11 @@ class ConfigurationError(BanditRouterError, ValueError):
 
 class EmbedderError(BanditRouterError):
     """The embedder cannot produce vectors (missing package, unknown text, bad output)."""
+
+
+class BudgetError(BanditRouterError, ValueError):
+    """A budget, reservation or settlement is invalid (negative amount, unknown user...)."""
+
+
+class BudgetExhaustedError(BudgetError):
+    """A reservation would exceed what is left of the user's budget."""

@@ -1,0 +1,335 @@
+"""The budget allocator: an online multi-choice knapsack between ``score`` and ``choose``.
+
+Each query is a class with one item per model (value = the policy's ``ArmScores.value``,
+weight = the estimated cost); at most one item is taken. The allocator
+
+1. keeps the *candidates*: allowed by the request, at most ``max_cost``, and at most what is
+   left of the budget (the hard guarantee: an unaffordable model is never chosen);
+2. admits the candidates whose value per dollar, ``(value - reward_low) / cost``, clears the
+   ZCL threshold ``psi(z)`` on the share ``z`` of the current bin's budget already committed;
+3. lets the policy choose among the admitted ones (``policy.choose(scores, allowed=mask)``,
+   so the logged propensity is the one under that mask);
+4. if no candidate is admitted, takes the fallback (the cheapest candidate by default); if
+   there is no candidate because nothing is affordable, returns ``exhausted`` with the time
+   the budget resets.
+
+Pacing. With a known horizon (``Budget.expected_queries`` = Q) the period is cut into
+``bins`` bins of Q / bins queries, PILOT-style: bin b may commit up to ``B (b + 1) / bins``
+in total, i.e. ``B / bins`` plus whatever earlier bins left unspent (roll-over). With a
+calendar period (daily, monthly) and no Q, the bin index comes from the expected share of
+the period's queries already seen, ``n / (n + rate * time_left)`` with the arrival rate
+observed in this period (blended with the previous period's count). A total budget without
+Q, and a rolling window, use the threshold on the share of the whole budget (ZCL proper).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from bandit_router.budget.ledger import AccountState, Ledger
+from bandit_router.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
+from bandit_router.policies.base import ArmScores, Decision, Policy
+
+REASONS = ("admitted", "fallback", "exhausted", "no_candidate")
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """The outcome of one budgeted decision.
+
+    ``decision`` is None when ``reason`` is ``"exhausted"`` (nothing affordable; see
+    ``resets_at``) or ``"no_candidate"`` (``allowed`` / ``max_cost`` exclude every model,
+    or the fallback is disabled). ``cost`` is the estimated USD of the chosen model (0 when
+    none); ``threshold`` is the ``psi(z)`` the candidates had to clear and ``spent_share``
+    the ``z`` it was computed on.
+    """
+
+    decision: Decision | None
+    cost: float
+    reason: str
+    threshold: float
+    spent_share: float
+    resets_at: float | None = None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.reason == "exhausted"
+
+    @property
+    def arm(self) -> str | None:
+        return None if self.decision is None else self.decision.arm
+
+
+class BudgetAllocator:
+    """Online multi-choice knapsack with the ZCL threshold and PILOT's bins.
+
+    Parameters
+    ----------
+    reward_range
+        (low, high) of the rewards; value per dollar is ``(value - low) / cost``.
+    bins
+        Number of bins of a known (or estimated) horizon; 1 disables binning.
+    value_floor
+        The lowest value worth paying for, as a share of the reward span: sets
+        ``L = value_floor * span / dearest cost`` (and ``U = span / cheapest cost``).
+    cost_bounds
+        (cheapest, dearest) typical cost of a query in USD, for L and U. None: learned
+        online as exponentially weighted means of each query's cheapest and dearest cost.
+    fallback
+        When no candidate clears the threshold: ``"cheapest"`` (default), ``"efficient"``
+        (best value per dollar), a model name (used when it is a candidate, else the
+        cheapest), or None (no decision, reason ``"no_candidate"``).
+    pacing
+        Estimate the horizon of calendar periods from the arrival rate (True) or use the
+        threshold on the whole period's budget (False).
+
+    >>> import numpy as np
+    >>> from bandit_router.budget import AccountState, Budget, BudgetAllocator
+    >>> from bandit_router.policies import ArmScores, make_policy
+    >>> pol = make_policy("linucb", ["cheap", "mid", "dear"], dim=2, seed=0)
+    >>> alloc = BudgetAllocator(cost_bounds=(0.001, 0.05))   # L = 1, U = 1000 per USD
+    >>> value = np.array([0.2, 0.5, 0.9])
+    >>> scores = ArmScores(pol.arms, value, np.zeros(3), value)
+    >>> costs = np.array([0.001, 0.01, 0.05])
+    >>> fresh = AccountState("u", Budget(1.0), now=0.0)
+    >>> a = alloc.choose(pol, scores, costs, fresh)     # psi(0) = L / e admits all
+    >>> a.arm, a.reason
+    ('dear', 'admitted')
+    >>> poor = AccountState("u", Budget(1.0), now=0.0, spent=0.995)
+    >>> a = alloc.choose(pol, scores, costs, poor)      # psi(0.995) = 961 admits none
+    >>> a.arm, a.reason, a.cost <= poor.remaining
+    ('cheap', 'fallback', True)
+    >>> broke = AccountState("u", Budget(1.0), now=0.0, spent=1.0)
+    >>> alloc.choose(pol, scores, costs, broke).exhausted
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        reward_range: tuple[float, float] = (0.0, 1.0),
+        bins: int = 10,
+        value_floor: float = 0.05,
+        cost_bounds: tuple[float, float] | None = None,
+        fallback: str | None = "cheapest",
+        pacing: bool = True,
+        bounds_fading: float = 0.02,
+    ) -> None:
+        lo, hi = float(reward_range[0]), float(reward_range[1])
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ConfigurationError(
+                f"reward_range must be (low, high), low < high; got {reward_range}."
+            )
+        if int(bins) != bins or int(bins) < 1:
+            raise ConfigurationError(f"bins must be a positive integer, got {bins}.")
+        if not 0.0 < value_floor <= 1.0:
+            raise ConfigurationError(f"value_floor must be in (0, 1], got {value_floor}.")
+        if cost_bounds is not None:
+            c_lo, c_hi = float(cost_bounds[0]), float(cost_bounds[1])
+            if not (0 < c_lo <= c_hi and math.isfinite(c_hi)):
+                raise ConfigurationError(
+                    f"cost_bounds must be (cheapest, dearest) USD with 0 < cheapest <= dearest, "
+                    f"got {cost_bounds}."
+                )
+        if not 0.0 < bounds_fading <= 1.0:
+            raise ConfigurationError(f"bounds_fading must be in (0, 1], got {bounds_fading}.")
+        self.reward_range = (lo, hi)
+        self.bins = int(bins)
+        self.value_floor = float(value_floor)
+        self.cost_bounds = None if cost_bounds is None else (c_lo, c_hi)
+        self.fallback = fallback
+        self.pacing = bool(pacing)
+        self.bounds_fading = float(bounds_fading)
+        self._span = hi - lo
+        self._c_lo, self._c_hi = self.cost_bounds or (math.nan, math.nan)
+        self._n_seen = 0
+        self._log_ratio = math.nan
+        self._L = math.nan
+        self._set_bounds()
+        # per user: (period_start, bin index, committed at bin start)
+        self._bins: dict[str, tuple[float, int, float]] = {}
+
+    # ---- bounds of value per dollar ---------------------------------------------------
+    def _set_bounds(self) -> None:
+        if math.isfinite(self._c_lo) and self._c_lo > 0:
+            self._L = self.value_floor * self._span / self._c_hi
+            U = self._span / self._c_lo
+            self._log_ratio = math.log(U / self._L) + 1.0
+
+    def _learn_bounds(self, costs: np.ndarray) -> None:
+        pos = costs[costs > 0]
+        if pos.size == 0:
+            return
+        c_lo, c_hi = float(pos.min()), float(pos.max())
+        if not math.isfinite(self._c_lo):
+            self._c_lo, self._c_hi = c_lo, c_hi
+        else:
+            f = self.bounds_fading
+            self._c_lo += f * (c_lo - self._c_lo)
+            self._c_hi += f * (c_hi - self._c_hi)
+            self._c_hi = max(self._c_hi, self._c_lo)
+        self._set_bounds()
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(L, U): the value-per-dollar bounds of the threshold (NaN before any cost is seen)."""
+        if not math.isfinite(self._L):
+            return (math.nan, math.nan)
+        return (self._L, self._L * math.exp(self._log_ratio - 1.0))
+
+    def threshold(self, z: float) -> float:
+        """``psi(z)`` with the current bounds; 0 before any positive cost was seen."""
+        if not math.isfinite(self._L):
+            return 0.0
+        z = 0.0 if z < 0.0 else 1.0 if z > 1.0 else z
+        return math.exp(z * self._log_ratio) * self._L / math.e
+
+    # ---- pacing -----------------------------------------------------------------------
+    def _progress(self, state: AccountState) -> float | None:
+        """Expected share of the period's queries already seen, or None (no horizon)."""
+        budget = state.budget
+        n = state.n_decisions
+        if budget.expected_queries is not None and budget.period.kind != "rolling":
+            return n / budget.expected_queries
+        if not self.pacing or budget.period.kind not in ("daily", "monthly"):
+            return None
+        span = state.period_end - state.period_start
+        elapsed = max(state.now - state.period_start, 0.0)
+        left = max(state.period_end - state.now, 0.0)
+        prev = state.previous_decisions
+        if prev is not None:  # blend with one pseudo-period at the previous rate
+            rate = (n + prev) / (elapsed + span)
+        elif elapsed > 0.0:
+            rate = n / elapsed
+        else:
+            return 0.0
+        expected = n + rate * left
+        return n / expected if expected > 0 else 0.0
+
+    def spent_share(self, state: AccountState) -> float:
+        """``z``: the committed share of the current bin's budget (of the whole one unbinned)."""
+        B = state.budget.amount_usd
+        if B <= 0.0:
+            return 1.0
+        committed = state.spent + state.reserved
+        f = self._progress(state) if self.bins > 1 else None
+        if f is None:
+            return committed / B
+        N = self.bins
+        b = min(int(f * N), N - 1)
+        memo = self._bins.get(state.user)
+        if memo is None or memo[0] != state.period_start or memo[1] != b:
+            memo = (state.period_start, b, committed)
+            self._bins[state.user] = memo
+        c0 = memo[2]
+        bin_budget = B * (b + 1) / N - c0
+        if bin_budget <= 0.0:
+            return 1.0
+        return (committed - c0) / bin_budget
+
+    def reset(self, user: str | None = None) -> None:
+        """Forget the bin bookkeeping of ``user`` (of everyone when None)."""
+        if user is None:
+            self._bins.clear()
+        else:
+            self._bins.pop(user, None)
+
+    # ---- the decision -----------------------------------------------------------------
+    def choose(
+        self,
+        policy: Policy,
+        scores: ArmScores,
+        costs: np.ndarray,
+        state: AccountState,
+        *,
+        max_cost: float | None = None,
+        allowed: Iterable[str] | np.ndarray | None = None,
+    ) -> Allocation:
+        """Pick a model for one query under the user's budget.
+
+        ``costs`` are the estimated USD per arm, shape ``(K,)`` in the order of
+        ``policy.arms`` (``CostModel.estimate`` or a logged cost row); ``state`` is
+        ``ledger.state(user)``. The caller reserves ``Allocation.cost`` afterwards (or
+        uses ``route``, which does both).
+        """
+        c = (
+            costs
+            if type(costs) is np.ndarray and costs.dtype == np.float64
+            else np.asarray(costs, np.float64)
+        )
+        value = scores.value
+        if c.shape != value.shape:
+            raise DimensionMismatchError(
+                f"costs have shape {c.shape}, the scores {value.shape}; give one cost per arm "
+                "in the order of policy.arms."
+            )
+        if not c.min() >= 0.0:
+            raise InvalidInputError("costs must be USD amounts >= 0 (no NaN).")
+        remaining = state.budget.amount_usd - state.spent - state.reserved
+        cand = afford = c <= remaining
+        if max_cost is not None:
+            cand &= c <= float(max_cost)
+        if allowed is not None:
+            cand &= policy.allowed_mask(allowed)
+        if self.cost_bounds is None and (self._n_seen & 15) == 0:
+            self._learn_bounds(c)
+        self._n_seen += 1
+        z = self.spent_share(state)
+        psi = self.threshold(z)
+        k = int(cand.argmax())
+        if not cand[k]:
+            why = "exhausted" if not afford[int(afford.argmax())] else "no_candidate"
+            return Allocation(None, 0.0, why, psi, z, state.resets_at)
+        lo = self.reward_range[0]
+        admitted = cand & (value - lo >= psi * c)
+        k = int(admitted.argmax())
+        if admitted[k]:
+            d = policy.choose(scores, allowed=admitted)
+            return Allocation(d, float(c[d.index]), "admitted", psi, z, state.resets_at)
+        k = self._fallback_index(policy, value, c, cand)
+        if k is None:
+            return Allocation(None, 0.0, "no_candidate", psi, z, state.resets_at)
+        only = np.zeros(c.shape[0], dtype=bool)
+        only[k] = True
+        d = policy.choose(scores, allowed=only)
+        return Allocation(d, float(c[d.index]), "fallback", psi, z, state.resets_at)
+
+    def _fallback_index(
+        self, policy: Policy, value: np.ndarray, c: np.ndarray, cand: np.ndarray
+    ) -> int | None:
+        fb = self.fallback
+        if fb is None:
+            return None
+        if fb == "efficient":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                eff = np.where(c > 0, (value - self.reward_range[0]) / c, np.inf)
+            return int(np.where(cand, eff, -np.inf).argmax())
+        if fb != "cheapest":
+            k = policy.arm_index(fb)
+            if cand[k]:
+                return k
+        return int(np.where(cand, c, np.inf).argmin())
+
+    def route(
+        self,
+        policy: Policy,
+        scores: ArmScores,
+        costs: np.ndarray,
+        ledger: Ledger,
+        user: str,
+        decision_id: str,
+        *,
+        max_cost: float | None = None,
+        allowed: Iterable[str] | np.ndarray | None = None,
+    ) -> Allocation:
+        """``choose`` on ``ledger.state(user)``, then reserve the cost under ``decision_id``."""
+        allocation = self.choose(
+            policy, scores, costs, ledger.state(user), max_cost=max_cost, allowed=allowed
+        )
+        if allocation.decision is not None:
+            ledger.reserve(user, decision_id, allocation.cost)
+        return allocation
