@@ -361,6 +361,7 @@ class AffordableAllocator:
     """
 
     name = "affordable"
+    last_decision = None
 
     def reset(self, budgets: np.ndarray, horizons: np.ndarray, problem: Problem) -> None:
         """Called once per run with per-user budgets and query counts."""
@@ -375,8 +376,10 @@ class AffordableAllocator:
     ) -> int:
         ok = costs <= remaining + 1e-15
         if not ok.any():
+            self.last_decision = None
             return -1
-        return int(policy.choose(scores, ok).index)
+        self.last_decision = policy.choose(scores, ok)
+        return int(self.last_decision.index)
 
     def observe(self, user: int, cost: float) -> None:
         """Called after every call with the actual cost."""
@@ -599,6 +602,10 @@ def _run_replay(
         steps["budgeted_regret"] = np.cumsum(per_q) - steps["reward"].cumsum().to_numpy()
     summary = summarize(problem, order, chosen, cost, budgets, lp_opt)
     summary.update(policy=policy_name, seed=int(seed))
+    if allocator is not None:
+        summary["allocator"] = getattr(allocator, "name", "custom")
+        if getattr(allocator, "reasons", None):
+            summary["allocator_reasons"] = dict(allocator.reasons)
     log = pd.DataFrame(log_rows) if log_decisions else None
     params = {
         "config": config.describe(),
