@@ -81,8 +81,11 @@ class Featurizer:
             raise InvalidInputError("embeddings contain NaN or infinite values.")
         if self.projection is not None:
             X = X @ self.projection.W.T + self.projection.c
+        # divide by the largest entry first so that tiny or huge rows neither under- nor overflow
+        peak = np.abs(X).max(axis=1, keepdims=True)
+        X = np.divide(X, peak, out=np.zeros_like(X), where=peak > 0)
         norms = np.linalg.norm(X, axis=1, keepdims=True)
-        X = np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+        X = np.divide(X, norms, out=X, where=norms > 0)
         if self.bias:
             X = np.hstack([X, np.ones((X.shape[0], 1))])
         return X

@@ -74,7 +74,8 @@ class LinearPolicy(Policy):
         self.state = RidgeArms(
             self.n_arms, self.dim, strength, theta0, self.forgetting, self.refactor_every
         )
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # (x, x bytes, A_inv x per arm, theta'x, x'A_inv x) of the last scoring call
+        self._cache: tuple | None = None
 
     # ---- priors ---------------------------------------------------------------------
     def _initial_priors(self, priors: Mapping[str, ArmPrior]) -> tuple[np.ndarray, np.ndarray]:
@@ -126,8 +127,9 @@ class LinearPolicy(Policy):
     def _mean_width(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = self.check_context(x)
         mean, var, U = self.state.mean_and_variance(x)
-        self._cache = (x, x.copy(), U)
-        return mean, np.sqrt(np.maximum(var, 0.0))
+        self._cache = (x, x.tobytes(), U, mean, var)
+        width = np.maximum(var, 0.0)
+        return mean, np.sqrt(width, out=width)
 
     def _greedy_choice(
         self, scores: ArmScores, allowed: Iterable[str] | np.ndarray | None, epsilon: float
@@ -152,12 +154,12 @@ class LinearPolicy(Policy):
         k = self.arm_index(arm)
         r = self.check_reward(reward)
         cache = self._cache
-        if cache is not None and x is cache[0] and np.array_equal(x, cache[1]):
-            u = cache[2][k]
+        if cache is not None and x is cache[0] and x.tobytes() == cache[1]:
+            residual = self.state.update(
+                k, x, r, cache[2][k], float(cache[3][k]), float(cache[4][k])
+            )
         else:
-            x = self.check_context(x)
-            u = None
-        residual = self.state.update(k, x, r, u)
+            residual = self.state.update(k, self.check_context(x), r)
         self._cache = None
         self.n_updates += 1
         if self.watch is not None:

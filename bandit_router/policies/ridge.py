@@ -1,22 +1,26 @@
 """Stacked disjoint ridge regressions, one per arm, with rank-one updates.
 
-All arms live in stacked arrays: ``A`` and ``A_inv`` of shape ``(K, d, d)``, ``b`` and
-``theta`` of shape ``(K, d)``.
+All arms live in stacked arrays: ``A_inv`` of shape ``(K, d, d)``, ``A``, and ``b`` and
+``theta`` of shape ``(K, d)``. ``A_inv`` and ``theta`` are views into one buffer of shape
+``(K*d + K, d)``, so a single matrix-vector product gives every arm's ``A_inv x`` and
+``theta' x``. An update touches one arm with a Sherman-Morrison step (BLAS ``dger``, in
+place, ``O(d^2)``), reusing the ``A_inv x`` of the scoring call. ``A`` and ``b`` are only
+needed to re-factorise: observations are buffered per arm and folded in with one matrix
+product every ``refactor_every`` updates of the arm, when its inverse is recomputed
+exactly through a Cholesky factorisation, which bounds round-off drift.
 
 With a forgetting factor ``gamma < 1`` every arm's evidence is discounted by ``gamma`` at
 every update of *any* arm (discounted ridge, as in D-LinUCB), so an arm that is no longer
 chosen grows uncertain and is explored again. The discount is applied lazily: the mean is
 invariant to a common scaling of ``A`` and ``b``, only the width needs the pending factor,
-and an arm's arrays are rescaled when it is next updated. Scoring every arm is two matrix-vector products on the
-``(K*d, d)`` view of ``A_inv``; an update touches one arm with a Sherman-Morrison step
-(``O(d^2)``), and every ``refactor_every`` updates of an arm its inverse is recomputed
-exactly from ``A`` through a Cholesky factorisation, which bounds round-off drift.
+and an arm's arrays are rescaled when it is next updated.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg.blas import dger
 
 from bandit_router.errors import StateError
 
@@ -52,101 +56,168 @@ class RidgeArms:
         self.strength = np.asarray(strength, dtype=np.float64).reshape(K).copy()
         self.theta0 = np.asarray(theta0, dtype=np.float64).reshape(K, d).copy()
         eye = np.eye(d)
-        self.A = self.strength[:, None, None] * eye
-        self.A_inv = (1.0 / self.strength)[:, None, None] * eye
-        self.b = self.strength[:, None] * self.theta0
-        self.theta = self.theta0.copy()
+        self._A = self.strength[:, None, None] * eye
+        self._b = self.strength[:, None] * self.theta0
+        self._alloc(K)
+        self.A_inv[:] = (1.0 / self.strength)[:, None, None] * eye
+        self.theta[:] = self.theta0
         self.counts = np.zeros(K, dtype=np.int64)
         self.since_refactor = np.zeros(K, dtype=np.int64)
         self.last = np.zeros(K, dtype=np.int64)  # global update count when last rescaled
         self.t = 0  # global number of updates
+
+    # ---- layout ---------------------------------------------------------------------
+    def _alloc(self, K: int) -> None:
+        d = self.dim
+        self._M = np.zeros((K * d + K, d))
         self._views()
+        self._pending: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(K)]
 
     def _views(self) -> None:
-        K, d = self.theta.shape
-        self._A_inv_flat = self.A_inv.reshape(K * d, d)  # a view: one gemv scores all arms
+        d = self.dim
+        K = self._M.shape[0] // (d + 1)
+        self.A_inv = self._M[: K * d].reshape(K, d, d)
+        self.theta = self._M[K * d :]
+        self._A_inv_T = [self.A_inv[k].T for k in range(K)]  # Fortran views for BLAS dger
+        self._split = K * d
 
     @property
     def n_arms(self) -> int:
         return int(self.theta.shape[0])
 
-    def project(self, x: np.ndarray) -> np.ndarray:
-        """``A_inv[k] @ x`` for every arm, shape ``(K, d)``."""
-        return (self._A_inv_flat @ x).reshape(self.theta.shape)
+    @property
+    def A(self) -> np.ndarray:
+        """Design matrices ``(K, d, d)`` (buffered observations are folded in first)."""
+        self.flush()
+        return self._A
+
+    @property
+    def b(self) -> np.ndarray:
+        """Reward-weighted sums ``(K, d)``."""
+        self.flush()
+        return self._b
+
+    def flush(self, k: int | None = None) -> None:
+        """Fold buffered observations into ``A`` and ``b`` (one product per arm)."""
+        for j in range(self.n_arms) if k is None else (k,):
+            rows = self._pending[j]
+            if rows:
+                X = np.array([x for x, _ in rows])
+                r = np.array([y for _, y in rows])
+                self._A[j] += X.T @ X
+                self._b[j] += X.T @ r
+                rows.clear()
+
+    # ---- scoring --------------------------------------------------------------------
+    def project(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``A_inv[k] @ x`` for every arm ``(K, d)`` and ``theta @ x`` ``(K,)`` in one product."""
+        y = self._M @ x
+        return y[: self._split].reshape(self.theta.shape), y[self._split :]
 
     def mean_and_variance(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return ``theta @ x`` (K,), ``x' A_inv x`` (K,) and the projections (K, d)."""
-        U = self.project(x)
+        U, mean = self.project(x)
         var = U @ x
         if self.forgetting != 1.0:
             var = var / self.pending_discount()
-        return self.theta @ x, var, U
+        return mean, var, U
 
     def pending_discount(self) -> np.ndarray:
         """Discount each arm has accrued since it was last rescaled, shape ``(K,)``."""
         return np.maximum(self.forgetting ** (self.t - self.last), self.MIN_DISCOUNT)
 
-    def update(self, k: int, x: np.ndarray, reward: float, u: np.ndarray | None = None) -> float:
-        """Add one observation to arm ``k``; ``u`` may pass a precomputed ``A_inv[k] @ x``.
+    # ---- learning -------------------------------------------------------------------
+    def update(
+        self,
+        k: int,
+        x: np.ndarray,
+        reward: float,
+        u: np.ndarray | None = None,
+        mean: float | None = None,
+        quad: float | None = None,
+    ) -> float:
+        """Add one observation to arm ``k``; returns the residual ``reward - theta_k' x``.
 
-        Returns the residual ``reward - theta_k' x`` before the update.
+        ``u = A_inv[k] @ x``, ``mean = theta_k' x`` and ``quad = x' u`` may be passed from a
+        scoring call on the same ``x`` (before any other update) to skip recomputing them.
         """
-        A_inv = self.A_inv[k]
-        theta = self.theta[k]
         self.t += 1
+        A_inv = self.A_inv[k]
         if self.forgetting != 1.0:
             g = max(self.forgetting ** (self.t - self.last[k]), self.MIN_DISCOUNT)
-            self.A[k] *= g
-            self.b[k] *= g
+            self.flush(k)
+            self._A[k] *= g
+            self._b[k] *= g
             A_inv *= 1.0 / g
             self.last[k] = self.t
+            self._A[k] += np.multiply.outer(x, x)
+            self._b[k] += reward * x
             u = None
+        else:
+            self._pending[k].append((x.copy(), reward))
         if u is None:
             u = A_inv @ x
-        residual = reward - theta @ x
-        denom = 1.0 + x @ u
-        A_inv -= np.multiply.outer(u / denom, u)
-        theta += u * (residual / denom)
-        self.A[k] += np.multiply.outer(x, x)
-        self.b[k] += reward * x
+            mean = quad = None
+        if mean is None:
+            mean = float(self.theta[k] @ x)
+        if quad is None:
+            quad = float(x @ u)
+        residual = reward - mean
+        denom = 1.0 + quad
+        dger(-1.0 / denom, u, u, a=self._A_inv_T[k], overwrite_a=1)
+        self.theta[k] += u * (residual / denom)
         self.counts[k] += 1
         self.since_refactor[k] += 1
         if self.since_refactor[k] >= self.refactor_every:
             self.refactor(k)
-        return float(residual)
+        return residual
 
     def refactor(self, k: int) -> None:
         """Recompute arm ``k``'s inverse and mean exactly from ``A`` and ``b``."""
-        factor = cho_factor(self.A[k], lower=True, check_finite=False)
+        self.flush(k)
+        factor = cho_factor(self._A[k], lower=True, check_finite=False)
         inv = cho_solve(factor, np.eye(self.dim), check_finite=False)
         self.A_inv[k] = 0.5 * (inv + inv.T)
-        self.theta[k] = cho_solve(factor, self.b[k], check_finite=False)
+        self.theta[k] = cho_solve(factor, self._b[k], check_finite=False)
         self.since_refactor[k] = 0
 
     def refactor_all(self) -> None:
         for k in range(self.n_arms):
             self.refactor(k)
 
+    # ---- arms -----------------------------------------------------------------------
+    def _resize(self, keep: list[int], extra: tuple[float, np.ndarray] | None) -> None:
+        """Rebuild the buffer with arms ``keep`` (old indices) plus an optional new arm."""
+        self.flush()
+        A_inv, theta = self.A_inv[keep], self.theta[keep]
+        self._A, self._b = self._A[keep], self._b[keep]
+        self.strength, self.theta0 = self.strength[keep], self.theta0[keep]
+        self.counts, self.since_refactor = self.counts[keep], self.since_refactor[keep]
+        self.last = self.last[keep]
+        if extra is not None:
+            strength, theta0 = extra
+            d = self.dim
+            A_inv = np.concatenate([A_inv, (np.eye(d) / strength)[None]])
+            theta = np.vstack([theta, theta0])
+            self._A = np.concatenate([self._A, (strength * np.eye(d))[None]])
+            self._b = np.vstack([self._b, strength * theta0])
+            self.strength = np.append(self.strength, strength)
+            self.theta0 = np.vstack([self.theta0, theta0])
+            self.counts = np.append(self.counts, 0)
+            self.since_refactor = np.append(self.since_refactor, 0)
+            self.last = np.append(self.last, self.t)
+        self._alloc(len(theta))
+        self.A_inv[:] = A_inv
+        self.theta[:] = theta
+
     def add(self, strength: float, theta0: np.ndarray) -> None:
-        d = self.dim
-        theta0 = np.asarray(theta0, dtype=np.float64).reshape(d)
-        self.A = np.concatenate([self.A, (strength * np.eye(d))[None]])
-        self.A_inv = np.concatenate([self.A_inv, (np.eye(d) / strength)[None]])
-        self.b = np.vstack([self.b, strength * theta0])
-        self.theta = np.vstack([self.theta, theta0])
-        self.theta0 = np.vstack([self.theta0, theta0])
-        self.strength = np.append(self.strength, strength)
-        self.counts = np.append(self.counts, 0)
-        self.since_refactor = np.append(self.since_refactor, 0)
-        self.last = np.append(self.last, self.t)
-        self._views()
+        theta0 = np.asarray(theta0, dtype=np.float64).reshape(self.dim)
+        self._resize(list(range(self.n_arms)), (float(strength), theta0))
 
     def remove(self, k: int) -> None:
-        for name in self.ARRAYS:
-            setattr(self, name, np.delete(getattr(self, name), k, axis=0))
-        self.A_inv = np.ascontiguousarray(self.A_inv)
-        self._views()
+        self._resize([j for j in range(self.n_arms) if j != k], None)
 
+    # ---- state ----------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
         out = {name: getattr(self, name) for name in self.ARRAYS}
         out["clock"] = np.array(self.t, dtype=np.int64)
@@ -171,8 +242,14 @@ class RidgeArms:
                 raise StateError(f"state array {name!r} contains NaN or infinite values.")
 
     def load(self, arrays) -> None:
-        for name in self.ARRAYS:
-            dtype = np.int64 if name in ("counts", "since_refactor", "last") else np.float64
-            setattr(self, name, np.ascontiguousarray(arrays[name], dtype=dtype).copy())
+        K = arrays["theta"].shape[0]
+        self._alloc(K)
+        self.A_inv[:] = arrays["A_inv"]
+        self.theta[:] = arrays["theta"]
+        self._A = np.array(arrays["A"], dtype=np.float64)
+        self._b = np.array(arrays["b"], dtype=np.float64)
+        self.strength = np.array(arrays["strength"], dtype=np.float64)
+        self.theta0 = np.array(arrays["theta0"], dtype=np.float64)
+        for name in ("counts", "since_refactor", "last"):
+            setattr(self, name, np.array(arrays[name], dtype=np.int64))
         self.t = int(arrays["clock"])
-        self._views()
