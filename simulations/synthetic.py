@@ -143,3 +143,80 @@ class TaskEnvironment:
 
     def reward(self, step: Step, k: int) -> float:
         return float(self.rng.random() < step.expected[k])
+
+
+# ---- synthetic problems for the replay machinery (exact regret) ---------------------------
+
+
+def make_synthetic_problem(
+    kind: str = "linear",
+    n: int = 2000,
+    n_arms: int = 4,
+    dim: int = 8,
+    *,
+    drift: bool = False,
+    noise: str = "bernoulli",
+    spread: float = 0.4,
+    seed: int = 0,
+):
+    """A ``simulations.replay.Problem`` with known expected rewards, so regret is exact.
+
+    ``kind``: ``linear`` (mean ``clip(x' theta_a, 0.05, 0.95)``) or ``logistic`` (mean
+    ``sigmoid(4 x' theta_a)``, which a linear policy can only approximate). Contexts are on
+    the unit sphere plus a bias term; ``observed`` rewards are Bernoulli draws of the means
+    (``noise="bernoulli"``) or the means themselves (``"none"``). Arms get prices that rise
+    with their average quality (a budget matters). ``drift=True`` redraws every arm's
+    weights at the midpoint (an abrupt change); the stream must then be replayed in the
+    ``given`` order (``Problem.natural_order`` is set). Shapes: ``X (n, dim)``,
+    ``expected``/``costs (n, n_arms)``.
+
+    >>> p = make_synthetic_problem("logistic", n=50, n_arms=3, dim=4, drift=True, seed=1)
+    >>> p.X.shape, p.expected.shape, p.natural_order
+    ((50, 4), (50, 3), True)
+    """
+    from simulations.replay import Problem
+
+    if kind not in ("linear", "logistic"):
+        from bandit_router.errors import ConfigurationError
+
+        raise ConfigurationError(f"synthetic kind must be linear or logistic, got {kind!r}.")
+    rng = np.random.default_rng([seed, 3])
+    env = LinearEnvironment(n_arms=n_arms, dim=dim, spread=spread, seed=seed)
+    thetas = [env.theta.copy()]
+    if drift:
+        thetas.append(
+            LinearEnvironment(n_arms=n_arms, dim=dim, spread=spread, seed=seed + 1000).theta
+        )
+    Z = rng.standard_normal((n, dim - 1))
+    X = np.hstack([Z / np.linalg.norm(Z, axis=1, keepdims=True), np.ones((n, 1))])
+    half = n // 2 if drift else n
+    lin = np.empty((n, n_arms))
+    lin[:half] = X[:half] @ thetas[0].T
+    if drift:
+        lin[half:] = X[half:] @ thetas[1].T
+    if kind == "linear":
+        expected = np.clip(lin, 0.05, 0.95)
+    else:
+        expected = 1.0 / (1.0 + np.exp(-4.0 * (lin - 0.45)))
+    quality = expected.mean(axis=0)
+    rank = np.argsort(np.argsort(quality))  # 0 = worst arm
+    price = 1e-4 * 4.0**rank  # the best arm costs 4^(K-1) times the worst
+    costs = price[None, :] * rng.uniform(0.5, 1.5, size=(n, 1))  # longer prompts cost more
+    observed = (
+        (rng.random((n, n_arms)) < expected).astype(np.float64)
+        if noise == "bernoulli"
+        else expected
+    )
+    return Problem(
+        arms=[f"arm{k}" for k in range(n_arms)],
+        X=X,
+        observed=observed,
+        expected=expected,
+        costs=costs,
+        tasks=np.array(["before" if i < half else "after" for i in range(n)], dtype=object),
+        users=np.array(["default"] * n, dtype=object),
+        sample_ids=np.array([f"syn-{i}" for i in range(n)], dtype=object),
+        name=f"synthetic-{kind}{'-drift' if drift else ''}",
+        natural_order=drift,
+        info={"kind": kind, "drift": drift, "n_arms": n_arms, "dim": dim, "seed": seed},
+    )
