@@ -27,7 +27,7 @@ def default_database_path() -> Path:
     return Path(user_data_dir("bandit-router")) / DEFAULT_FILENAME
 
 
-def resolve_database_url(url: str | os.PathLike[str] | None = None) -> URL:
+def resolve_database_url(url: str | os.PathLike[str] | URL | None = None) -> URL:
     """The URL to open: ``url`` > ``$BANDIT_ROUTER_DATABASE_URL`` > the default SQLite file.
 
     >>> resolve_database_url("sqlite://").render_as_string()
@@ -37,6 +37,8 @@ def resolve_database_url(url: str | os.PathLike[str] | None = None) -> URL:
     >>> resolve_database_url("/tmp/runs.db").render_as_string()
     'sqlite:////tmp/runs.db'
     """
+    if isinstance(url, URL):
+        return url
     if url is None or (isinstance(url, str) and not url.strip()):
         url = os.environ.get(ENV_VAR, "").strip() or None
     if url is None:

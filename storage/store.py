@@ -42,7 +42,7 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(url: str | os.PathLike[str] | None = None, *, migrate: bool = True) -> Store:
+def open_store(url: str | os.PathLike[str] | URL | None = None, *, migrate: bool = True) -> Store:
     """Open (and by default migrate to the newest schema) the database at ``url``.
 
     ``url``: an SQLAlchemy URL, a path to an SQLite file, or ``":memory:"``; None reads
