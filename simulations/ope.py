@@ -1,0 +1,360 @@
+"""Off-policy evaluation of a candidate policy on the router's own decision log.
+
+The log holds, per decision, the context (or the prompt), the model chosen, the reward
+that came back and the propensity of that choice under the logging policy. Estimators of
+the candidate's value ``V(pi) = E_x sum_a pi(a|x) r(x, a)``:
+
+- IPS: ``mean(w_i r_i)``, ``w_i = pi(a_i|x_i) / p_i`` (unbiased, high variance);
+- SNIPS: ``sum(w_i r_i) / sum(w_i)`` (self-normalised: a little bias, much less variance);
+- DR: ``mean(sum_a pi(a|x_i) q(x_i, a) + w_i (r_i - q(x_i, a_i)))`` with ``q`` a per-model
+  ridge regression of the reward on the context, cross-fitted (``folds``), unbiased if
+  either the propensities or ``q`` are right.
+
+Intervals are percentile bootstraps over the logged events. ``target_probabilities``
+turns a policy into ``pi(.|x_i)`` for every event; with ``learn=True`` the candidate
+learns from the logged events as it goes (its probabilities at event i depend only on
+events before i), which estimates the value of "this policy, trained on this traffic".
+
+Log file format (CSV or JSONL, one decision per row), read by ``load_log``:
+
+=============  ==========================================================================
+column         meaning
+=============  ==========================================================================
+``model``      the model the logging policy chose (required)
+``reward``     the feedback for it, in [0, 1] (required)
+``propensity`` probability the logging policy gave to that model, in (0, 1] (required)
+``context``    the featurized context as a JSON list of floats, or
+``prompt``     the query text (embedded with ``--embedder``, featurized like the router)
+``decision_id``, ``user``, ``cost``: optional, kept for reference
+=============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bandit_router.errors import InvalidInputError
+from bandit_router.policies.base import Policy
+
+
+class LogFormatError(InvalidInputError):
+    """A decision log misses a column or has invalid rewards or propensities."""
+
+
+@dataclass
+class LoggedData:
+    """Logged bandit feedback: ``X (n, d)``, ``actions (n,)`` int in ``arms``,
+    ``rewards (n,)``, ``propensities (n,)``.
+
+    >>> d = LoggedData(np.ones((2, 1)), np.array([0, 1]), np.array([1.0, 0.0]),
+    ...                np.array([0.5, 0.5]), ["a", "b"])
+    >>> d.n, d.n_arms
+    (2, 2)
+    """
+
+    X: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    propensities: np.ndarray
+    arms: list[str]
+
+    def __post_init__(self) -> None:
+        self.X = np.asarray(self.X, dtype=np.float64)
+        self.actions = np.asarray(self.actions, dtype=np.int64)
+        self.rewards = np.asarray(self.rewards, dtype=np.float64)
+        self.propensities = np.asarray(self.propensities, dtype=np.float64)
+        n = len(self.actions)
+        if self.X.shape[0] != n or len(self.rewards) != n or len(self.propensities) != n:
+            raise LogFormatError("contexts, actions, rewards and propensities differ in length.")
+        if n == 0:
+            raise LogFormatError("the log is empty.")
+        if not np.isfinite(self.rewards).all():
+            raise LogFormatError(f"{int((~np.isfinite(self.rewards)).sum())} rewards are NaN.")
+        p = self.propensities
+        bad = ~(np.isfinite(p) & (p > 0) & (p <= 1))
+        if bad.any():
+            raise LogFormatError(
+                f"{int(bad.sum())} propensities are not in (0, 1] (first at row "
+                f"{int(np.flatnonzero(bad)[0])}); off-policy estimates need the logging "
+                "policy's probability of every logged choice."
+            )
+        if self.actions.min() < 0 or self.actions.max() >= len(self.arms):
+            raise LogFormatError("an action index is outside the list of models.")
+
+    @property
+    def n(self) -> int:
+        return len(self.actions)
+
+    @property
+    def n_arms(self) -> int:
+        return len(self.arms)
+
+
+def read_log(path: str | Path) -> pd.DataFrame:
+    """Read a decision log (``.csv``, ``.jsonl`` / ``.json`` lines, ``.parquet``)."""
+    p = Path(path)
+    if not p.exists():
+        raise LogFormatError(f"{p} does not exist; give the path of a decision log.")
+    s = p.suffix.lower()
+    try:
+        if s == ".csv":
+            return pd.read_csv(p)
+        if s in (".jsonl", ".json", ".ndjson"):
+            return pd.read_json(p, lines=True)
+        if s in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+    except ValueError as exc:
+        raise LogFormatError(f"cannot parse {p}: {exc}") from exc
+    raise LogFormatError(f"{p}: use a .csv, .jsonl or .parquet decision log.")
+
+
+def log_from_frame(
+    df: pd.DataFrame,
+    *,
+    arms: Sequence[str] | None = None,
+    featurize: Any | None = None,
+    source: str = "the log",
+) -> LoggedData:
+    """Validate a log frame. ``featurize(prompts) -> (n, d)`` is needed when the log has
+    prompts instead of contexts. ``arms`` fixes the model order (default: sorted names).
+
+    >>> df = pd.DataFrame({"context": ["[1, 0]", "[0, 1]"], "model": ["a", "b"],
+    ...                    "reward": [1, 0], "propensity": [0.5, 0.5]})
+    >>> log_from_frame(df).X.tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    missing = [c for c in ("model", "reward", "propensity") if c not in df.columns]
+    if missing:
+        raise LogFormatError(
+            f"{source} lacks the column(s) {missing}; a decision log needs model, reward, "
+            "propensity and either context (JSON list) or prompt."
+        )
+    models = df["model"].astype(str)
+    names = list(arms) if arms is not None else sorted(models.unique())
+    index = {m: k for k, m in enumerate(names)}
+    unknown = sorted(set(models) - set(index))
+    if unknown:
+        raise LogFormatError(f"{source} chose models {unknown} that are not in {names}.")
+    if "context" in df.columns:
+        ctx = [json.loads(c) if isinstance(c, str) else c for c in df["context"]]
+        try:
+            X = np.asarray(ctx, dtype=np.float64)
+        except ValueError as exc:
+            raise LogFormatError(f"{source}: contexts have different lengths.") from exc
+        if X.ndim != 2:
+            raise LogFormatError(f"{source}: every context must be a list of numbers.")
+    elif "prompt" in df.columns:
+        if featurize is None:
+            raise LogFormatError(f"{source} has prompts; give an embedder to featurize them.")
+        X = np.asarray(featurize(df["prompt"].astype(str).tolist()), dtype=np.float64)
+    else:
+        raise LogFormatError(f"{source} has neither a context nor a prompt column.")
+    rewards = pd.to_numeric(df["reward"], errors="coerce").to_numpy(dtype=np.float64)
+    props = pd.to_numeric(df["propensity"], errors="coerce").to_numpy(dtype=np.float64)
+    return LoggedData(X, models.map(index).to_numpy(), rewards, props, names)
+
+
+# ---- the candidate's action probabilities ---------------------------------------------------
+
+
+def action_probabilities(
+    policy: Policy, scores: Any, rng: np.random.Generator, n_mc: int = 256
+) -> np.ndarray:
+    """``pi(.|x)`` of ``policy`` given its ``scores`` for one context, shape ``(K,)``.
+
+    Exact for argmax policies (LinUCB, greedy, fixed), epsilon mixtures and random;
+    Monte-Carlo over the posterior draw for Thompson sampling.
+
+    >>> from bandit_router.policies import make_policy
+    >>> pol = make_policy("epsilon-greedy", ["a", "b"], dim=1, epsilon=0.2, seed=0)
+    >>> action_probabilities(pol, pol.score(np.ones(1)), np.random.default_rng(0)).tolist()
+    [0.9, 0.1]
+    """
+    K = len(scores.mean)
+    name = getattr(policy, "name", "")
+    if name == "random":
+        return np.full(K, 1.0 / K)
+    if name in ("lints", "pilot-ts"):
+        draws = scores.mean + scores.width * rng.standard_normal((n_mc, K))
+        return np.bincount(draws.argmax(axis=1), minlength=K) / n_mc
+    p = np.zeros(K)
+    p[int(np.argmax(scores.value))] = 1.0
+    eps = float(getattr(policy, "epsilon", 0.0) or 0.0)
+    if eps > 0:
+        p = (1.0 - eps) * p + eps / K
+    return p
+
+
+def target_probabilities(
+    policy: Policy,
+    data: LoggedData,
+    *,
+    learn: bool = True,
+    seed: int = 0,
+    n_mc: int = 256,
+    progress: bool = False,
+) -> np.ndarray:
+    """The candidate's ``pi(.|x_i)`` for every logged event, ``(n, K)``.
+
+    With ``learn`` the candidate is updated with each logged (model, reward) after its
+    probabilities for that event are taken (progressive validation).
+    """
+    from tqdm.auto import tqdm
+
+    if list(policy.arms) != list(data.arms):
+        raise LogFormatError(
+            f"the candidate's models {policy.arms} differ from the log's {data.arms}."
+        )
+    rng = np.random.default_rng([seed, 5])
+    out = np.empty((data.n, data.n_arms))
+    lo, hi = policy.reward_range
+    for i in tqdm(range(data.n), desc="candidate", unit="ev", disable=not progress):
+        x = data.X[i]
+        scores = policy.score(x)
+        out[i] = action_probabilities(policy, scores, rng, n_mc)
+        if learn:
+            policy.update(data.arms[data.actions[i]], x, float(np.clip(data.rewards[i], lo, hi)))
+    return out
+
+
+# ---- reward model and estimators -----------------------------------------------------------
+
+
+def ridge_reward_model(
+    data: LoggedData, ridge: float = 1.0, folds: int = 2, seed: int = 0
+) -> np.ndarray:
+    """Cross-fitted per-model ridge predictions ``q(x_i, a)`` for every event, ``(n, K)``.
+
+    Each fold is predicted by models fitted on the other folds (``folds=1``: in-sample).
+    A model with no events in the training folds predicts the mean reward.
+    """
+    n, K, d = data.n, data.n_arms, data.X.shape[1]
+    fold = np.random.default_rng([seed, 9]).integers(0, max(folds, 1), n) if folds > 1 else None
+    q = np.empty((n, K))
+    splits = range(folds) if fold is not None else [None]
+    for f in splits:
+        test = np.ones(n, bool) if f is None else fold == f
+        train = np.ones(n, bool) if f is None else ~test
+        base = float(data.rewards[train].mean()) if train.any() else 0.5
+        for k in range(K):
+            rows = train & (data.actions == k)
+            if not rows.any():
+                q[test, k] = base
+                continue
+            Xk, rk = data.X[rows], data.rewards[rows]
+            A = Xk.T @ Xk + ridge * np.eye(d)
+            theta = np.linalg.solve(A, Xk.T @ (rk - base))
+            q[test, k] = data.X[test] @ theta + base
+    return q
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An estimate with its bootstrap interval (``lo``, ``hi``) and standard error."""
+
+    name: str
+    value: float
+    lo: float
+    hi: float
+    se: float
+
+    def as_dict(self) -> dict[str, float | str]:
+        return {
+            "estimator": self.name,
+            "value": self.value,
+            "lo": self.lo,
+            "hi": self.hi,
+            "se": self.se,
+        }
+
+
+def _bootstrap(
+    num: np.ndarray, den: np.ndarray | None, B: int, level: float, rng: np.random.Generator
+) -> tuple[float, float, float]:
+    n = len(num)
+    stats = np.empty(B)
+    chunk = max(1, min(B, 4_000_000 // max(n, 1)))
+    for s in range(0, B, chunk):
+        b = min(chunk, B - s)
+        idx = rng.integers(0, n, size=(b, n))
+        top = num[idx].sum(axis=1)
+        stats[s : s + b] = top / (den[idx].sum(axis=1) if den is not None else n)
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(stats, [a, 1.0 - a])
+    return float(lo), float(hi), float(stats.std(ddof=1))
+
+
+def estimate_value(
+    pi: np.ndarray,
+    data: LoggedData,
+    *,
+    q: np.ndarray | None = None,
+    bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    clip: float | None = None,
+) -> dict[str, Estimate]:
+    """IPS, SNIPS and DR estimates of the value of ``pi`` ``(n, K)`` on ``data``.
+
+    ``q`` is the reward model ``(n, K)`` for DR (default: cross-fitted ridge);
+    ``clip`` caps the importance weights (a bias-variance trade; None = unclipped).
+
+    >>> rng = np.random.default_rng(0)
+    >>> n = 4000; acts = rng.integers(0, 2, n); r = (acts == 1).astype(float)
+    >>> data = LoggedData(np.ones((n, 1)), acts, r, np.full(n, 0.5), ["a", "b"])
+    >>> pi = np.tile([0.0, 1.0], (n, 1))     # always "b": true value 1
+    >>> est = estimate_value(pi, data, bootstrap=200)
+    >>> round(est["snips"].value, 6), est["ips"].lo <= 1.0 <= est["ips"].hi
+    (1.0, True)
+    """
+    pi = np.asarray(pi, dtype=np.float64)
+    if pi.shape != (data.n, data.n_arms):
+        raise InvalidInputError(f"pi has shape {pi.shape}, expected {(data.n, data.n_arms)}.")
+    rows = np.arange(data.n)
+    w = pi[rows, data.actions] / data.propensities
+    if clip is not None:
+        w = np.minimum(w, float(clip))
+    r = data.rewards
+    if q is None:
+        q = ridge_reward_model(data, seed=seed)
+    dr_terms = (pi * q).sum(axis=1) + w * (r - q[rows, data.actions])
+    rng = np.random.default_rng([seed, 13])
+    out: dict[str, Estimate] = {}
+    ips_terms = w * r
+    out["ips"] = Estimate(
+        "ips", float(ips_terms.mean()), *_bootstrap(ips_terms, None, bootstrap, level, rng)
+    )
+    sw = float(w.sum())
+    snips = float(ips_terms.sum() / sw) if sw > 0 else float("nan")
+    out["snips"] = Estimate("snips", snips, *_bootstrap(ips_terms, w, bootstrap, level, rng))
+    out["dr"] = Estimate(
+        "dr", float(dr_terms.mean()), *_bootstrap(dr_terms, None, bootstrap, level, rng)
+    )
+    return out
+
+
+def diagnostics(pi: np.ndarray, data: LoggedData) -> dict[str, float]:
+    """Effective sample size of the importance weights, max weight, match rate, logged value.
+
+    >>> d = LoggedData(np.ones((2, 1)), np.array([0, 1]), np.array([1.0, 0.0]),
+    ...                np.array([0.5, 0.5]), ["a", "b"])
+    >>> diagnostics(np.array([[1.0, 0.0], [1.0, 0.0]]), d)["match_rate"]
+    0.5
+    """
+    rows = np.arange(data.n)
+    w = pi[rows, data.actions] / data.propensities
+    ess = float(w.sum() ** 2 / (w**2).sum()) if (w > 0).any() else 0.0
+    return {
+        "events": int(data.n),
+        "effective_sample_size": ess,
+        "max_weight": float(w.max()),
+        "match_rate": float(pi[rows, data.actions].mean()),
+        "logged_value": float(data.rewards.mean()),
+    }
