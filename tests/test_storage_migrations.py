@@ -72,7 +72,7 @@ def test_a_database_newer_than_the_code_is_refused(tmp_path):
     path = tmp_path / "future.db"
     with open_store(path) as s, s.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
-    with pytest.raises(SchemaVersionError, match="9999_from_the_future.*upgrade bandit-router"):
+    with pytest.raises(SchemaVersionError, match=r"9999_from_the_future.*upgrade bandit-router"):
         open_store(path)
 
 
