@@ -1,25 +1,35 @@
 """The budget allocator: an online multi-choice knapsack between ``score`` and ``choose``.
 
 Each query is a class with one item per model (value = the policy's ``ArmScores.value``,
-weight = the estimated cost); at most one item is taken. The allocator
+weight = the estimated cost); at most one item is taken. Per query the allocator
 
 1. keeps the *candidates*: allowed by the request, at most ``max_cost``, and at most what is
    left of the budget (the hard guarantee: an unaffordable model is never chosen);
-2. admits the candidates whose value per dollar, ``(value - reward_low) / cost``, clears the
-   ZCL threshold ``psi(z)`` on the share ``z`` of the current bin's budget already committed;
-3. lets the policy choose among the admitted ones (``policy.choose(scores, allowed=mask)``,
-   so the logged propensity is the one under that mask);
+2. computes the ZCL price ``psi(z) = (U e / L)^z (L / e)`` on the committed share ``z`` of
+   the current bin's budget, and admits the candidates worth their price,
+   ``value - reward_low >= psi(z) * cost`` (value per dollar at least ``psi(z)``), that
+   also fit in what is left of the bin;
+3. lets the policy choose among the admitted ones on the surplus ``value - psi(z) * cost``
+   (``select="surplus"``, the default) or on the value itself (``select="value"``), through
+   ``policy.choose(scores, allowed=mask)`` so that the logged propensity is the one under
+   that mask;
 4. if no candidate is admitted, takes the fallback (the cheapest candidate by default); if
-   there is no candidate because nothing is affordable, returns ``exhausted`` with the time
-   the budget resets.
+   nothing is affordable at all, returns ``exhausted`` with the time the budget resets.
 
-Pacing. With a known horizon (``Budget.expected_queries`` = Q) the period is cut into
-``bins`` bins of Q / bins queries, PILOT-style: bin b may commit up to ``B (b + 1) / bins``
-in total, i.e. ``B / bins`` plus whatever earlier bins left unspent (roll-over). With a
-calendar period (daily, monthly) and no Q, the bin index comes from the expected share of
-the period's queries already seen, ``n / (n + rate * time_left)`` with the arrival rate
-observed in this period (blended with the previous period's count). A total budget without
-Q, and a rolling window, use the threshold on the share of the whole budget (ZCL proper).
+Bins (PILOT). With a known horizon (``Budget.expected_queries`` = Q), or an estimated one,
+the budget B is paced in ``bins`` bins of B / bins. ``sliding=False`` is PILOT's scheme:
+bin b (queries b Q / bins ... (b + 1) Q / bins) may commit up to ``B (b + 1) / bins`` in
+total, i.e. B / bins plus what earlier bins left (roll-over), and ``z`` restarts at 0 in
+every bin. ``sliding=True`` (the default) makes the same schedule continuous: after a share
+f of the horizon, ``min(B, f B + B / bins)`` is released and ``z = 1 - (released -
+committed) / (B / bins)``; the price then rises when the spend runs ahead of the schedule
+and falls when it lags, instead of restarting cheap at every bin boundary (see the figures
+in the README).
+
+Horizon. ``f = n / Q`` with Q known. With a calendar period (daily, monthly) and no Q,
+``f = n / (n + rate * time_left)`` with the arrival rate observed in this period, blended
+with the previous period's count. A total budget without Q, and a rolling window, use the
+threshold on the share of the whole budget (ZCL proper, no bins).
 """
 
 from __future__ import annotations
@@ -42,10 +52,11 @@ class Allocation:
     """The outcome of one budgeted decision.
 
     ``decision`` is None when ``reason`` is ``"exhausted"`` (nothing affordable; see
-    ``resets_at``) or ``"no_candidate"`` (``allowed`` / ``max_cost`` exclude every model,
-    or the fallback is disabled). ``cost`` is the estimated USD of the chosen model (0 when
-    none); ``threshold`` is the ``psi(z)`` the candidates had to clear and ``spent_share``
-    the ``z`` it was computed on.
+    ``resets_at``) or ``"no_candidate"`` (``allowed`` / ``max_cost`` exclude every
+    affordable model, or the fallback is disabled). ``cost`` is the estimated USD of the
+    chosen model (0 when none); ``threshold`` is the price ``psi(z)`` (value per USD) that
+    the candidates had to clear and ``spent_share`` the ``z`` it was computed on.
+    ``decision.scores`` are the policy's own scores (not the surplus).
     """
 
     decision: Decision | None
@@ -65,7 +76,7 @@ class Allocation:
 
 
 class BudgetAllocator:
-    """Online multi-choice knapsack with the ZCL threshold and PILOT's bins.
+    """Online multi-choice knapsack: the ZCL threshold paced in PILOT's bins.
 
     Parameters
     ----------
@@ -73,12 +84,19 @@ class BudgetAllocator:
         (low, high) of the rewards; value per dollar is ``(value - low) / cost``.
     bins
         Number of bins of a known (or estimated) horizon; 1 disables binning.
+    sliding
+        Continuous release of the bin schedule (default) or PILOT's discrete bins.
+    select
+        ``"surplus"``: the policy maximises ``value - psi(z) cost`` over the admitted
+        models; ``"value"``: it maximises ``value`` (the literal ZCL / PILOT rule).
     value_floor
         The lowest value worth paying for, as a share of the reward span: sets
         ``L = value_floor * span / dearest cost`` (and ``U = span / cheapest cost``).
     cost_bounds
-        (cheapest, dearest) typical cost of a query in USD, for L and U. None: learned
-        online as exponentially weighted means of each query's cheapest and dearest cost.
+        (cheapest, dearest) typical USD of a query, for L and U. None: learned online as
+        exponentially weighted means of the queries' cheapest and dearest costs.
+    efficiency_bounds
+        (L, U) in value per USD, overriding ``value_floor`` and ``cost_bounds``.
     fallback
         When no candidate clears the threshold: ``"cheapest"`` (default), ``"efficient"``
         (best value per dollar), a model name (used when it is a candidate, else the
@@ -91,7 +109,7 @@ class BudgetAllocator:
     >>> from bandit_router.budget import AccountState, Budget, BudgetAllocator
     >>> from bandit_router.policies import ArmScores, make_policy
     >>> pol = make_policy("linucb", ["cheap", "mid", "dear"], dim=2, seed=0)
-    >>> alloc = BudgetAllocator(cost_bounds=(0.001, 0.05))   # L = 1, U = 1000 per USD
+    >>> alloc = BudgetAllocator(efficiency_bounds=(1.0, 1000.0))   # value per USD
     >>> value = np.array([0.2, 0.5, 0.9])
     >>> scores = ArmScores(pol.arms, value, np.zeros(3), value)
     >>> costs = np.array([0.001, 0.01, 0.05])
@@ -112,9 +130,12 @@ class BudgetAllocator:
         self,
         *,
         reward_range: tuple[float, float] = (0.0, 1.0),
-        bins: int = 10,
+        bins: int = 20,
+        sliding: bool = True,
+        select: str = "surplus",
         value_floor: float = 0.05,
         cost_bounds: tuple[float, float] | None = None,
+        efficiency_bounds: tuple[float, float] | None = None,
         fallback: str | None = "cheapest",
         pacing: bool = True,
         bounds_fading: float = 0.02,
@@ -122,43 +143,72 @@ class BudgetAllocator:
         lo, hi = float(reward_range[0]), float(reward_range[1])
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ConfigurationError(
-                f"reward_range must be (low, high), low < high; got {reward_range}."
+                f"reward_range must be (low, high) with low < high; got {reward_range}."
             )
         if int(bins) != bins or int(bins) < 1:
             raise ConfigurationError(f"bins must be a positive integer, got {bins}.")
+        if select not in ("surplus", "value"):
+            raise ConfigurationError(f"select must be 'surplus' or 'value', got {select!r}.")
         if not 0.0 < value_floor <= 1.0:
             raise ConfigurationError(f"value_floor must be in (0, 1], got {value_floor}.")
-        if cost_bounds is not None:
-            c_lo, c_hi = float(cost_bounds[0]), float(cost_bounds[1])
-            if not (0 < c_lo <= c_hi and math.isfinite(c_hi)):
-                raise ConfigurationError(
-                    f"cost_bounds must be (cheapest, dearest) USD with 0 < cheapest <= dearest, "
-                    f"got {cost_bounds}."
-                )
+        for name, pair in (("cost_bounds", cost_bounds), ("efficiency_bounds", efficiency_bounds)):
+            if pair is not None:
+                a, b = float(pair[0]), float(pair[1])
+                if not (0 < a <= b and math.isfinite(b)):
+                    raise ConfigurationError(
+                        f"{name} must be (low, high) with 0 < low <= high < inf, got {pair}."
+                    )
         if not 0.0 < bounds_fading <= 1.0:
             raise ConfigurationError(f"bounds_fading must be in (0, 1], got {bounds_fading}.")
         self.reward_range = (lo, hi)
         self.bins = int(bins)
+        self.sliding = bool(sliding)
+        self.select = select
         self.value_floor = float(value_floor)
-        self.cost_bounds = None if cost_bounds is None else (c_lo, c_hi)
+        self.cost_bounds = (
+            None if cost_bounds is None else (float(cost_bounds[0]), float(cost_bounds[1]))
+        )
+        self.efficiency_bounds = (
+            None
+            if efficiency_bounds is None
+            else (float(efficiency_bounds[0]), float(efficiency_bounds[1]))
+        )
         self.fallback = fallback
         self.pacing = bool(pacing)
         self.bounds_fading = float(bounds_fading)
         self._span = hi - lo
         self._c_lo, self._c_hi = self.cost_bounds or (math.nan, math.nan)
+        self._learn = self.cost_bounds is None and self.efficiency_bounds is None
         self._n_seen = 0
-        self._log_ratio = math.nan
-        self._L = math.nan
-        self._set_bounds()
-        # per user: (period_start, bin index, committed at bin start)
+        self._L = self._log_ratio = math.nan
+        if self.efficiency_bounds is not None:
+            L, U = self.efficiency_bounds
+            self._L, self._log_ratio = L, math.log(U / L) + 1.0
+        else:
+            self._set_bounds()
+        # discrete bins, per user: (period start, bin index, committed at the bin's start)
         self._bins: dict[str, tuple[float, int, float]] = {}
+
+    def config(self) -> dict[str, object]:
+        """The hyper-parameters (``BudgetAllocator(**config)`` rebuilds an untrained copy)."""
+        return {
+            "reward_range": self.reward_range,
+            "bins": self.bins,
+            "sliding": self.sliding,
+            "select": self.select,
+            "value_floor": self.value_floor,
+            "cost_bounds": self.cost_bounds,
+            "efficiency_bounds": self.efficiency_bounds,
+            "fallback": self.fallback,
+            "pacing": self.pacing,
+            "bounds_fading": self.bounds_fading,
+        }
 
     # ---- bounds of value per dollar ---------------------------------------------------
     def _set_bounds(self) -> None:
         if math.isfinite(self._c_lo) and self._c_lo > 0:
             self._L = self.value_floor * self._span / self._c_hi
-            U = self._span / self._c_lo
-            self._log_ratio = math.log(U / self._L) + 1.0
+            self._log_ratio = math.log(self._span / self._c_lo / self._L) + 1.0
 
     def _learn_bounds(self, costs: np.ndarray) -> None:
         pos = costs[costs > 0]
@@ -170,19 +220,18 @@ class BudgetAllocator:
         else:
             f = self.bounds_fading
             self._c_lo += f * (c_lo - self._c_lo)
-            self._c_hi += f * (c_hi - self._c_hi)
-            self._c_hi = max(self._c_hi, self._c_lo)
+            self._c_hi = max(self._c_hi + f * (c_hi - self._c_hi), self._c_lo)
         self._set_bounds()
 
     @property
     def bounds(self) -> tuple[float, float]:
-        """(L, U): the value-per-dollar bounds of the threshold (NaN before any cost is seen)."""
+        """(L, U): the value-per-USD bounds of the threshold (NaN before any cost is seen)."""
         if not math.isfinite(self._L):
             return (math.nan, math.nan)
         return (self._L, self._L * math.exp(self._log_ratio - 1.0))
 
     def threshold(self, z: float) -> float:
-        """``psi(z)`` with the current bounds; 0 before any positive cost was seen."""
+        """``psi(z)`` in value per USD with the current bounds (0 before any cost is seen)."""
         if not math.isfinite(self._L):
             return 0.0
         z = 0.0 if z < 0.0 else 1.0 if z > 1.0 else z
@@ -193,15 +242,16 @@ class BudgetAllocator:
         """Expected share of the period's queries already seen, or None (no horizon)."""
         budget = state.budget
         n = state.n_decisions
-        if budget.expected_queries is not None and budget.period.kind != "rolling":
+        kind = budget.period.kind
+        if budget.expected_queries is not None and kind != "rolling":
             return n / budget.expected_queries
-        if not self.pacing or budget.period.kind not in ("daily", "monthly"):
+        if not self.pacing or kind not in ("daily", "monthly") or state.period_end is None:
             return None
         span = state.period_end - state.period_start
         elapsed = max(state.now - state.period_start, 0.0)
         left = max(state.period_end - state.now, 0.0)
         prev = state.previous_decisions
-        if prev is not None:  # blend with one pseudo-period at the previous rate
+        if prev is not None:  # blend with one pseudo-period at the previous period's rate
             rate = (n + prev) / (elapsed + span)
         elif elapsed > 0.0:
             rate = n / elapsed
@@ -210,29 +260,36 @@ class BudgetAllocator:
         expected = n + rate * left
         return n / expected if expected > 0 else 0.0
 
-    def spent_share(self, state: AccountState) -> float:
-        """``z``: the committed share of the current bin's budget (of the whole one unbinned)."""
+    def _pace(self, state: AccountState) -> tuple[float, float]:
+        """(z, USD left in the current bin) for this query."""
         B = state.budget.amount_usd
         if B <= 0.0:
-            return 1.0
+            return 1.0, 0.0
         committed = state.spent + state.reserved
         f = self._progress(state) if self.bins > 1 else None
         if f is None:
-            return committed / B
+            return committed / B, math.inf
         N = self.bins
+        W = B / N
+        if self.sliding:
+            left = min(B, f * B + W) - committed
+            return 1.0 - left / W, left
         b = min(int(f * N), N - 1)
         memo = self._bins.get(state.user)
         if memo is None or memo[0] != state.period_start or memo[1] != b:
-            memo = (state.period_start, b, committed)
-            self._bins[state.user] = memo
+            memo = self._bins[state.user] = (state.period_start, b, committed)
         c0 = memo[2]
-        bin_budget = B * (b + 1) / N - c0
+        bin_budget = W * (b + 1) - c0
         if bin_budget <= 0.0:
-            return 1.0
-        return (committed - c0) / bin_budget
+            return 1.0, 0.0
+        return (committed - c0) / bin_budget, bin_budget - (committed - c0)
+
+    def spent_share(self, state: AccountState) -> float:
+        """``z``: the committed share of the current bin's budget (of the whole one unbinned)."""
+        return self._pace(state)[0]
 
     def reset(self, user: str | None = None) -> None:
-        """Forget the bin bookkeeping of ``user`` (of everyone when None)."""
+        """Forget the discrete-bin bookkeeping of ``user`` (of everyone when None)."""
         if user is None:
             self._bins.clear()
         else:
@@ -251,16 +308,14 @@ class BudgetAllocator:
     ) -> Allocation:
         """Pick a model for one query under the user's budget.
 
-        ``costs`` are the estimated USD per arm, shape ``(K,)`` in the order of
-        ``policy.arms`` (``CostModel.estimate`` or a logged cost row); ``state`` is
-        ``ledger.state(user)``. The caller reserves ``Allocation.cost`` afterwards (or
-        uses ``route``, which does both).
+        ``scores`` come from ``policy.score(x)``; ``costs`` are the estimated USD per arm,
+        shape ``(K,)`` in the order of ``policy.arms`` (``CostModel.estimate`` or a logged
+        cost row); ``state`` is ``ledger.state(user)``. The caller reserves
+        ``Allocation.cost`` afterwards (``route`` does both).
         """
-        c = (
-            costs
-            if type(costs) is np.ndarray and costs.dtype == np.float64
-            else np.asarray(costs, np.float64)
-        )
+        c = costs
+        if type(c) is not np.ndarray or c.dtype != np.float64:
+            c = np.asarray(c, dtype=np.float64)
         value = scores.value
         if c.shape != value.shape:
             raise DimensionMismatchError(
@@ -272,23 +327,28 @@ class BudgetAllocator:
         remaining = state.budget.amount_usd - state.spent - state.reserved
         cand = afford = c <= remaining
         if max_cost is not None:
-            cand &= c <= float(max_cost)
+            cand = cand & (c <= float(max_cost))
         if allowed is not None:
-            cand &= policy.allowed_mask(allowed)
-        if self.cost_bounds is None and (self._n_seen & 15) == 0:
+            cand = cand & policy.allowed_mask(allowed)
+        if self._learn and (self._n_seen & 15) == 0:
             self._learn_bounds(c)
         self._n_seen += 1
-        z = self.spent_share(state)
+        z, bin_left = self._pace(state)
         psi = self.threshold(z)
-        k = int(cand.argmax())
-        if not cand[k]:
+        if not cand[int(cand.argmax())]:
             why = "exhausted" if not afford[int(afford.argmax())] else "no_candidate"
             return Allocation(None, 0.0, why, psi, z, state.resets_at)
-        lo = self.reward_range[0]
-        admitted = cand & (value - lo >= psi * c)
-        k = int(admitted.argmax())
-        if admitted[k]:
-            d = policy.choose(scores, allowed=admitted)
+        price = psi * c
+        admitted = cand & (value - self.reward_range[0] >= price)
+        if bin_left < math.inf:
+            admitted &= c <= bin_left
+        if admitted[int(admitted.argmax())]:
+            if self.select == "surplus":
+                adj = ArmScores(scores.arms, scores.mean - price, scores.width, value - price)
+                d = policy.choose(adj, allowed=admitted)
+                d = Decision(d.arm, d.index, scores, lambda d=d: d.propensity, d.explored)
+            else:
+                d = policy.choose(scores, allowed=admitted)
             return Allocation(d, float(c[d.index]), "admitted", psi, z, state.resets_at)
         k = self._fallback_index(policy, value, c, cand)
         if k is None:
