@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
 from storage.config import display_url, is_memory_sqlite, is_sqlite
-from storage.errors import DatabaseURLError
+from storage.errors import DatabaseURLError, StorageError
 
 #: Execution option read by the SQLite ``begin`` hook: "" (deferred), "IMMEDIATE" or "EXCLUSIVE".
 SQLITE_BEGIN_MODE = "bandit_router_sqlite_begin"
@@ -33,7 +33,14 @@ def make_engine(url: URL, *, echo: bool = False) -> Engine:
             connect_args["check_same_thread"] = False
             kwargs["poolclass"] = StaticPool
         else:
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create the folder {folder} for the database {display_url(url)}: "
+                    f"{exc.strerror or exc}; give another --db or set BANDIT_ROUTER_DATABASE_URL."
+                ) from None
         kwargs["connect_args"] = connect_args
     else:
         kwargs["pool_pre_ping"] = True

@@ -72,6 +72,12 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str, ...]:
         with engine.connect() as conn:
             current = current_revisions(conn)
             conn.rollback()
+    except SQLAlchemyError as exc:
+        raise StorageError(
+            f"cannot open the database {display_url(engine.url)}: {_first_line(exc)}; check "
+            "--db / BANDIT_ROUTER_DATABASE_URL and that the server is running."
+        ) from exc
+    try:
         _check_known(current, engine)
         if revision == "head" and set(current) == set(heads):
             return current
@@ -91,9 +97,15 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str, ...]:
     except SQLAlchemyError as exc:
         raise StorageError(
             f"cannot migrate the database {display_url(engine.url)} to schema {revision}: "
-            f"{type(exc).__name__}: {exc.args[0] if exc.args else exc}"
+            f"{_first_line(exc)}"
         ) from exc
     return current
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else ''}"
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -264,3 +264,10 @@ def test_bad_urls_give_clear_errors():
 
     with pytest.raises(DatabaseURLError, match="cannot"):
         open_store("nosuchdialect://x/y")
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite " * 100)
+    with pytest.raises(StorageError, match="cannot open the database"):
+        open_store(junk)
