@@ -14,6 +14,8 @@ does nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -32,18 +34,20 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_LOCK_KEY = 0x62616E6469742D72
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(
+    connection: Connection | None = None, migrations_dir: Path | str = MIGRATIONS_DIR
+) -> Config:
     """An Alembic ``Config`` for the shipped migrations (no ini file needed)."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir))
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
 
 
-def head_revisions() -> tuple[str, ...]:
+def head_revisions(migrations_dir: Path | str = MIGRATIONS_DIR) -> tuple[str, ...]:
     """The newest revision(s) this code ships."""
-    return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return tuple(ScriptDirectory.from_config(alembic_config(None, migrations_dir)).get_heads())
 
 
 def current_revisions(connection: Connection) -> tuple[str, ...]:
@@ -51,23 +55,59 @@ def current_revisions(connection: Connection) -> tuple[str, ...]:
     return tuple(MigrationContext.configure(connection).get_current_heads())
 
 
-def _check_known(current: tuple[str, ...], engine: Engine) -> None:
-    script = ScriptDirectory.from_config(alembic_config())
+def _check_known(current: tuple[str, ...], engine: Engine, migrations_dir: Path | str) -> None:
+    script = ScriptDirectory.from_config(alembic_config(None, migrations_dir))
     known = {rev.revision for rev in script.walk_revisions()}
     unknown = [rev for rev in current if rev not in known]
     if unknown:
         raise SchemaVersionError(
             f"the database {display_url(engine.url)} is at schema revision "
             f"{', '.join(unknown)}, newer than this bandit-router knows (head: "
-            f"{', '.join(head_revisions())}); upgrade bandit-router "
+            f"{', '.join(head_revisions(migrations_dir))}); upgrade bandit-router "
             "(pip install -U bandit-router) or point --db / BANDIT_ROUTER_DATABASE_URL at "
             "another database."
         )
 
 
-def upgrade(engine: Engine, revision: str = "head") -> tuple[str, ...]:
+@contextmanager
+def _migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """One connection and one transaction, holding the migration lock.
+
+    SQLite: ``BEGIN IMMEDIATE`` takes the write lock up front. Foreign keys are switched off
+    for the migration (batch mode rebuilds a table by dropping it, which would cascade to
+    the child rows otherwise; the pragma is a no-op inside a transaction, hence before
+    BEGIN) and checked with ``PRAGMA foreign_key_check`` before commit.
+    PostgreSQL: a transaction-scoped advisory lock.
+    """
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.execution_options(**{SQLITE_BEGIN_MODE: "IMMEDIATE"})
+            raw = conn.connection.dbapi_connection
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+                yield conn
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise StorageError(
+                            f"the migration of {display_url(engine.url)} would leave "
+                            f"{len(broken)} row(s) pointing at missing parents (first: "
+                            f"{tuple(broken[0])}); nothing was changed."
+                        )
+        finally:
+            if sqlite:
+                raw.execute("PRAGMA foreign_keys=ON")
+
+
+def upgrade(
+    engine: Engine, revision: str = "head", *, migrations_dir: Path | str = MIGRATIONS_DIR
+) -> tuple[str, ...]:
     """Migrate the database behind ``engine`` to ``revision``; returns the revisions it ends at."""
-    heads = head_revisions()
+    heads = head_revisions(migrations_dir)
     try:
         with engine.connect() as conn:
             current = current_revisions(conn)
@@ -78,22 +118,15 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str, ...]:
             "--db / BANDIT_ROUTER_DATABASE_URL and that the server is running."
         ) from exc
     try:
-        _check_known(current, engine)
+        _check_known(current, engine, migrations_dir)
         if revision == "head" and set(current) == set(heads):
             return current
-        with engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
-                conn.execution_options(**{SQLITE_BEGIN_MODE: "IMMEDIATE"})
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-                current = current_revisions(conn)  # again, under the lock
-                _check_known(current, engine)
-                if not (revision == "head" and set(current) == set(heads)):
-                    command.upgrade(alembic_config(conn), revision)
-                current = current_revisions(conn)
-    except SchemaVersionError:
-        raise
+        with _migration_transaction(engine) as conn:
+            current = current_revisions(conn)  # again, under the lock
+            _check_known(current, engine, migrations_dir)
+            if not (revision == "head" and set(current) == set(heads)):
+                command.upgrade(alembic_config(conn, migrations_dir), revision)
+            current = current_revisions(conn)
     except SQLAlchemyError as exc:
         raise StorageError(
             f"cannot migrate the database {display_url(engine.url)} to schema {revision}: "
@@ -108,10 +141,9 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(orig).__name__}: {text[0] if text else ''}"
 
 
-def downgrade(engine: Engine, revision: str) -> None:
+def downgrade(
+    engine: Engine, revision: str, *, migrations_dir: Path | str = MIGRATIONS_DIR
+) -> None:
     """Migrate down to ``revision`` ("base" drops every table). For tests and repairs."""
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.execution_options(**{SQLITE_BEGIN_MODE: "IMMEDIATE"})
-        with conn.begin():
-            command.downgrade(alembic_config(conn), revision)
+    with _migration_transaction(engine) as conn:
+        command.downgrade(alembic_config(conn, migrations_dir), revision)

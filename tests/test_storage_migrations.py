@@ -102,3 +102,61 @@ def test_concurrent_openers_of_a_fresh_file_both_succeed(tmp_path):
 def test_migrate_false_leaves_the_database_alone(tmp_path):
     with open_store(tmp_path / "raw.db", migrate=False) as s:
         assert inspect(s.engine).get_table_names() == []
+
+
+_NEXT_REVISION = '''"""a later revision that rebuilds runs (SQLite batch mode)"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002_test"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("runs", recreate="always") as batch:
+        batch.add_column(sa.Column("extra", sa.String(20), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table("runs", recreate="always") as batch:
+        batch.drop_column("extra")
+'''
+
+
+@pytest.fixture
+def newer_migrations(tmp_path):
+    """A copy of the shipped migrations plus one later revision, as a future release has."""
+    import shutil
+
+    target = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
+    (target / "versions" / "0002_test.py").write_text(_NEXT_REVISION)
+    return target
+
+
+def test_a_later_revision_keeps_the_data_of_an_old_database(tmp_path, newer_migrations):
+    """Upgrading a database with runs and steps through a table rebuild loses nothing
+    (foreign keys are off during the rebuild, so the steps are not cascaded away)."""
+    path = tmp_path / "data.db"
+    with open_store(path) as s:
+        rid = s.runs.create("replay", "pilot", "t", seed=0, budget=2.5)
+        s.runs.add_steps(rid, make_steps(40))
+        engine = s.engine
+        assert upgrade(engine, migrations_dir=newer_migrations) == ("0002_test",)
+        columns = {c["name"] for c in inspect(engine).get_columns("runs")}
+        assert "extra" in columns
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM run_steps").scalar() == 40
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    # The released code (head 0001) now meets a database from its future.
+    with pytest.raises(SchemaVersionError, match="0002_test"):
+        open_store(path)
+    # And the newer code can go back down without losing the steps either.
+    engine = make_engine(resolve_database_url(path))
+    downgrade(engine, "0001", migrations_dir=newer_migrations)
+    engine.dispose()
+    with open_store(path) as s:
+        assert s.runs.get(rid).n_steps == 40 and s.runs.get(rid).budget == 2.5
