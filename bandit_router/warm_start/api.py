@@ -24,12 +24,14 @@ from bandit_router.warm_start.artifact import PriorArtifact
 from bandit_router.warm_start.baselines import (
     GlobalBradleyTerry,
     MajorityWinner,
+    log_loss,
     pairwise_accuracy,
     per_model_accuracy,
 )
 from bandit_router.warm_start.calibration import (
-    calibrate_from_preferences,
     calibrate_from_scores,
+    calibrate_shared_slope,
+    expected_win_rate,
     prior_means,
     strengths_from_accuracy,
 )
@@ -74,6 +76,12 @@ def evaluate_split(data: PreferenceData, p_model: np.ndarray, split: np.ndarray)
         "majority": pairwise_accuracy(MajorityWinner().fit(train).prob_a_wins(test), test.y),
         "global_bt": pairwise_accuracy(bt.prob_a_wins(test), test.y),
     }
+    p_bt = bt.prob_a_wins(test)
+    out["log_loss"] = {
+        "pilot": log_loss(p_model[test_rows], test.y),
+        "global_bt": log_loss(p_bt, test.y),
+        "constant": log_loss(np.full(len(test.y), 0.5), test.y),
+    }
     out["global_bt_ranking"] = bt.ranking(data.models)
     return out
 
@@ -85,6 +93,7 @@ def train_prior(
     progress: bool = True,
     strength: float | Mapping[str, float] | None = None,
     base_strength: float = 10.0,
+    calibration: str = "shared",
     calibration_ridge: float = 1.0,
 ) -> PriorArtifact:
     """Train a ``PriorArtifact`` from ``PreferenceData`` (with ``scores`` when it came from
@@ -122,26 +131,39 @@ def train_prior(
     fitq = fit.split != 2
     cos = model.cosines(X)
     if data.scores is not None:
-        cal = calibrate_from_scores(cos[fitq], data.scores[fitq], calibration_ridge)
-        method = "least squares of each model's score on [cos(psi, theta_a), 1] (outcome table)"
+        target = data.scores
+        what = "each model's score (outcome table)"
     else:
-        cal = calibrate_from_preferences(cos[fitq], F[fitq], calibration_ridge)
-        method = (
-            "least squares of each model's expected win rate against a uniformly drawn other "
-            "model, mean_b sigmoid(f_a - f_b), on [cos(psi, theta_a), 1] (preferences only)"
+        target = expected_win_rate(F)
+        what = (
+            "each model's expected win rate against a uniformly drawn other model, "
+            "mean_b sigmoid(f_a - f_b) (preferences only)"
+        )
+    if calibration == "shared":
+        cal = calibrate_shared_slope(F[fitq], cos[fitq], target[fitq], model.scale, model.beta)
+        method = f"shared: {what} ~ alpha f_a(q) + gamma_a (one slope, per-model intercepts)"
+    elif calibration == "per-model":
+        cal = calibrate_from_scores(cos[fitq], target[fitq], calibration_ridge)
+        method = f"per-model: {what} ~ s_a cos(psi, theta_a) + b_a (ridge {calibration_ridge})"
+    else:
+        raise InvalidInputError(
+            f"unknown calibration {calibration!r}; choose 'shared' or 'per-model'."
         )
     theta0 = prior_means(model.theta, cal["s"], cal["b"])
-    held = {
-        "mae_prior": float("nan"),
-        "mae_constant": float("nan"),
-    }
-    if data.scores is not None and (fit.split == 2).any():
-        pred = cos[fit.split == 2] * cal["s"] + cal["b"]
-        truth = data.scores[fit.split == 2]
-        const = np.nanmean(data.scores[fitq], axis=0)
+    held: dict[str, Any] = {}
+    testq = fit.split == 2
+    if data.scores is not None and testq.any():
+        pred = cos[testq] * cal["s"] + cal["b"]
+        truth = data.scores[testq]
+        fit_means = np.nanmean(data.scores[fitq], axis=0)
+        filled = np.where(np.isfinite(truth), truth, np.nanmean(truth))
         held = {
             "mae_prior": float(np.nanmean(np.abs(pred - truth))),
-            "mae_constant": float(np.nanmean(np.abs(const - truth))),
+            "mae_constant": float(np.nanmean(np.abs(fit_means - truth))),
+            "route_prior": float(filled[np.arange(len(filled)), pred.argmax(axis=1)].mean()),
+            "route_best_single": float(filled[:, int(np.nanargmax(fit_means))].mean()),
+            "route_random": float(filled.mean()),
+            "route_oracle": float(filled.max(axis=1).mean()),
         }
     metrics = {
         **report,
@@ -155,9 +177,8 @@ def train_prior(
         "dropped": {k: int(v) for k, v in data.dropped.items()},
         "seconds": {"embed": round(t_embed, 2), "total": round(time.perf_counter() - t0, 2)},
     }
-    calibration = {
+    calibration_info = {
         "method": method,
-        "ridge": calibration_ridge,
         "s": cal["s"].tolist(),
         "b": cal["b"].tolist(),
         "r2_train": cal["r2"].tolist(),
@@ -176,7 +197,7 @@ def train_prior(
         scale=model.scale,
         theta0=theta0,
         strength=lam,
-        calibration=calibration,
+        calibration=calibration_info,
         metrics=metrics,
         config={**fit.config_dict(), "source": data.source},
         fingerprint=data.fingerprint(),
@@ -192,6 +213,7 @@ def train_prior_from_preferences(
     *,
     prompts: pd.DataFrame | str | Path | None = None,
     strength: float | Mapping[str, float] | None = None,
+    calibration: str = "shared",
     config: TrainConfig | None = None,
 ) -> PriorArtifact:
     """Train a prior from pairwise preferences (a ``PreferenceData``, a table or a file).
@@ -214,7 +236,9 @@ def train_prior_from_preferences(
     else:
         data = load_preferences(prefs, prompts)
     cfg = config or TrainConfig(dim=dim, seed=seed)
-    return train_prior(data, embedder, cfg, progress=progress, strength=strength)
+    return train_prior(
+        data, embedder, cfg, progress=progress, strength=strength, calibration=calibration
+    )
 
 
 def train_prior_from_outcomes(
@@ -225,6 +249,7 @@ def train_prior_from_outcomes(
     progress: bool = True,
     *,
     strength: float | Mapping[str, float] | None = None,
+    calibration: str = "shared",
     config: TrainConfig | None = None,
 ) -> PriorArtifact:
     """Train a prior from an outcome table (RouterBench format): the table is converted to
@@ -247,4 +272,6 @@ def train_prior_from_outcomes(
         source = "<outcome table>"
     data = outcomes_to_preferences(df, source=source)
     cfg = config or TrainConfig(dim=dim, seed=seed)
-    return train_prior(data, embedder, cfg, progress=progress, strength=strength)
+    return train_prior(
+        data, embedder, cfg, progress=progress, strength=strength, calibration=calibration
+    )

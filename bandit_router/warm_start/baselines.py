@@ -28,6 +28,16 @@ def pairwise_accuracy(p_a: np.ndarray, y: np.ndarray) -> float:
     return float(right.mean())
 
 
+def log_loss(p_a: np.ndarray, y: np.ndarray, eps: float = 1e-12) -> float:
+    """Mean binary cross-entropy of ``P(a beats b)`` against ``y`` (ties count as 1/2).
+
+    >>> round(log_loss(np.array([0.5, 0.5]), np.array([1.0, 0.0])), 4)
+    0.6931
+    """
+    p = np.clip(p_a, eps, 1.0 - eps)
+    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
+
+
 def per_model_accuracy(p_a: np.ndarray, data: PreferenceData) -> np.ndarray:
     """Accuracy on the decisive judgements each model took part in, ``(K,)``, with counts.
 

@@ -94,6 +94,53 @@ def calibrate_from_preferences(
     return calibrate_from_scores(cos, expected_win_rate(F), ridge)
 
 
+def calibrate_shared_slope(
+    F: np.ndarray, cos: np.ndarray, target: np.ndarray, scale: float, beta: np.ndarray
+) -> dict[str, np.ndarray]:
+    """One slope ``alpha`` for all models, one intercept per model: ``target ~ alpha F + gamma_a``.
+
+    ``F`` (Bradley-Terry scores), ``cos`` and ``target`` are ``(n_q, K)`` (NaN targets
+    skipped). Because ``F[:, a] = scale cos[:, a] + beta_a``, the fit is again of the form
+    ``s_a cos + b_a`` with ``s_a = alpha scale`` (the same for every model, so the query
+    dependence keeps the relative sizes the preference model learned) and
+    ``b_a = alpha beta_a + gamma_a``. Returns ``s``, ``b``, ``r2``, ``n`` as
+    ``calibrate_from_scores``; ``alpha`` is clipped at 0 (a negative slope would invert the
+    preferences).
+
+    >>> F = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    >>> out = calibrate_shared_slope(F, F, np.array([[0.9, 0.1], [0.1, 0.9]]), 1.0, np.zeros(2))
+    >>> out["s"].round(2).tolist(), out["b"].round(2).tolist()
+    ([0.4, 0.4], [0.5, 0.5])
+    """
+    ok = np.isfinite(target)
+    K = F.shape[1]
+    n = ok.sum(axis=0).astype(float)
+    Fm = np.array([F[ok[:, k], k].mean() if n[k] else 0.0 for k in range(K)])
+    Tm = np.array([target[ok[:, k], k].mean() if n[k] else np.nan for k in range(K)])
+    dF = np.where(ok, F - Fm, 0.0)
+    dT = np.where(ok, target - np.nan_to_num(Tm), 0.0)
+    den = float(np.sum(dF**2))
+    alpha = max(float(np.sum(dF * dT)) / den, 0.0) if den > 0 else 0.0
+    pooled = float(np.nanmean(target)) if np.isfinite(target).any() else 0.5
+    gamma = np.where(n > 0, np.nan_to_num(Tm) - alpha * Fm, pooled - alpha * Fm)
+    resid = np.where(ok, target - (alpha * F + gamma), 0.0)
+    r2 = np.array(
+        [
+            1.0 - float(np.sum(resid[:, k] ** 2)) / float(np.sum(dT[:, k] ** 2))
+            if np.sum(dT[:, k] ** 2) > 0
+            else 0.0
+            for k in range(K)
+        ]
+    )
+    return {
+        "s": np.full(K, alpha * scale),
+        "b": alpha * beta + gamma,
+        "r2": r2,
+        "n": n,
+        "alpha": np.array([alpha]),
+    }
+
+
 def prior_means(theta: np.ndarray, s: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``theta0_a = [s_a theta_a, b_a]``, ``(K, p + 1)``, for unit rows ``theta`` ``(K, p)``.
 

@@ -37,18 +37,18 @@ class TrainConfig:
     phase1: bool = True
     margin: float = 0.2
     gamma: float = 10.0
-    reg_projection: float = 1e-3
+    reg_projection: float = 1e-2
     triplets_per_anchor: int = 4
     candidates: int = 16
     # phase 2
     reg_bt: float = 1e-3
     tie_weight: float = 0.5
-    init_scale: float = 2.0
+    init_scale: float = 0.5
     fixed_scale: float | None = None
     # optimisation
-    chunk_iters: int = 20
-    max_chunks: int = 15
-    patience: int = 3
+    chunk_iters: int = 5
+    max_chunks: int = 40
+    patience: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -297,7 +297,12 @@ def train_model_vectors(
         v[: K * p] = (th / np.where(n > 0, n, 1.0)).ravel()
         return v
 
-    x0 = [renorm(np.concatenate([theta0.ravel(), np.zeros(K)]))]
+    # start at the global ranking (Bradley-Terry without the query), so that early stopping
+    # only keeps query dependence that helps on the validation prompts
+    from bandit_router.warm_start.baselines import GlobalBradleyTerry
+
+    beta0 = GlobalBradleyTerry(reg=cfg.reg_bt).fit(data.subset(tr)).beta_
+    x0 = [renorm(np.concatenate([theta0.ravel(), beta0]))]
     bounds: list[tuple[float | None, float | None]] = [(None, None)] * (K * p + K)
     if fixed is None:
         x0.append(np.array([np.log(cfg.init_scale)]))
