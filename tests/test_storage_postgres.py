@@ -125,3 +125,28 @@ def test_concurrent_openers_of_a_fresh_postgres_database():
         assert errors == []
         with open_store(url) as s:
             assert s.runs.count() == 4
+
+
+def test_cli_reads_runs_from_postgres(store, pg_url, tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    rid = store.runs.create("replay", "linucb", "t", seed=0, budget_fraction=0.5)
+    store.runs.add_steps(rid, make_steps(30, budgeted=True))
+    store.runs.finish(rid, {"queries": 30, "mean_reward": 0.5})
+    runner = CliRunner()
+    listed = runner.invoke(app, ["runs", "list", "--json", "--db", pg_url])
+    assert listed.exit_code == 0, listed.output
+    assert [r["id"] for r in json.loads(listed.output)] == [rid]
+    csv = tmp_path / "pg.csv"
+    exported = runner.invoke(
+        app, ["regret", "export", str(rid), "--budgeted", "--csv", str(csv), "--db", pg_url]
+    )
+    assert exported.exit_code == 0, exported.output
+    assert len(pd.read_csv(csv)) == 30
+    shown = runner.invoke(app, ["regret", "show", str(rid), "--db", pg_url, "--width", "60"])
+    assert shown.exit_code == 0 and f"#{rid} linucb" in shown.output
