@@ -203,13 +203,14 @@ class RunRepository:
 
         ``steps`` has the columns ``step, reward, cost, oracle_reward, spend,
         cumulative_regret, model`` (None where no model was called) and optionally
-        ``budgeted_regret`` (NaN -> null). Extra
-        columns are ignored. Either every row is written or none (a duplicate step, a NaN
-        reward or a negative cost leaves the run's steps as they were).
+        ``budgeted_regret`` (NaN -> null). Extra columns are ignored. Either every row is
+        written or none (a duplicate step, a NaN reward or a negative cost leaves the run's
+        steps as they were).
         """
-        records = self._step_records(int(run_id), steps)
+        run_id = _run_ids(run_id)[0]
+        records = self._step_records(run_id, steps)
         with self._write() as session:
-            self._require(session, [int(run_id)])
+            self._require(session, [run_id])
             if records:
                 try:
                     session.execute(RunStep.__table__.insert(), records)
@@ -240,16 +241,18 @@ class RunRepository:
         }
         if notes is not None:
             values["notes"] = notes
+        rid = _run_ids(run_id)[0]
         with self._write() as session:
-            self._require(session, [int(run_id)])
-            session.execute(update(Run).where(Run.id == int(run_id)).values(**values))
+            self._require(session, [rid])
+            session.execute(update(Run).where(Run.id == rid).values(**values))
 
     def delete(self, run_id: int) -> None:
         """Delete a run and its steps."""
+        rid = _run_ids(run_id)[0]
         with self._write() as session:
-            self._require(session, [int(run_id)])
-            session.execute(delete(RunStep).where(RunStep.run_id == int(run_id)))
-            session.execute(delete(Run).where(Run.id == int(run_id)))
+            self._require(session, [rid])
+            session.execute(delete(RunStep).where(RunStep.run_id == rid))
+            session.execute(delete(Run).where(Run.id == rid))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -322,10 +325,10 @@ class RunRepository:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _write(self) -> Session:
+    def _write(self) -> _Transaction:
         return _Transaction(self._write_sessions)
 
-    def _read(self) -> Session:
+    def _read(self) -> _Transaction:
         return _Transaction(self._sessions)
 
     def _counts(self, session: Session, ids: Sequence[int]) -> dict[int, int]:
