@@ -98,6 +98,10 @@ def train_prior(
 ) -> PriorArtifact:
     """Train a ``PriorArtifact`` from ``PreferenceData`` (with ``scores`` when it came from
     an outcome table, which switches the calibration to absolute scores)."""
+    if calibration not in ("shared", "per-model"):
+        raise InvalidInputError(
+            f"unknown calibration {calibration!r}; choose 'shared' or 'per-model'."
+        )
     cfg = config or TrainConfig()
     t0 = time.perf_counter()
     X = embed_prompts(embedder, data.prompts)
