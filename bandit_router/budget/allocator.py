@@ -35,8 +35,8 @@ threshold on the share of the whole budget (ZCL proper, no bins).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,8 +47,7 @@ from bandit_router.policies.base import ArmScores, Decision, Policy
 REASONS = ("admitted", "fallback", "exhausted", "no_candidate")
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
+class Allocation(NamedTuple):
     """The outcome of one budgeted decision.
 
     ``decision`` is None when ``reason`` is ``"exhausted"`` (nothing affordable; see
@@ -57,6 +56,9 @@ class Allocation:
     chosen model (0 when none); ``threshold`` is the price ``psi(z)`` (value per USD) that
     the candidates had to clear and ``spent_share`` the ``z`` it was computed on.
     ``decision.scores`` are the policy's own scores (not the surplus).
+
+    >>> Allocation(None, 0.0, "exhausted", 1.0, 1.0, resets_at=86_400.0).exhausted
+    True
     """
 
     decision: Decision | None
@@ -73,6 +75,10 @@ class Allocation:
     @property
     def arm(self) -> str | None:
         return None if self.decision is None else self.decision.arm
+
+
+def _propensity_of(d: Decision) -> Callable[[], float]:
+    return lambda: d.propensity
 
 
 class BudgetAllocator:
@@ -186,6 +192,9 @@ class BudgetAllocator:
             self._L, self._log_ratio = L, math.log(U / L) + 1.0
         else:
             self._set_bounds()
+        self._lo = lo
+        self._surplus = select == "surplus"
+        self._eye = np.eye(0, dtype=bool)
         # discrete bins, per user: (period start, bin index, committed at the bin's start)
         self._bins: dict[str, tuple[float, int, float]] = {}
 
@@ -266,6 +275,17 @@ class BudgetAllocator:
         if B <= 0.0:
             return 1.0, 0.0
         committed = state.spent + state.reserved
+        q = state.budget.expected_queries
+        if (
+            q is not None
+            and self.sliding
+            and self.bins > 1
+            and state.budget.period.kind != "rolling"
+        ):
+            W = B / self.bins  # the common case, inlined
+            f = state.n_decisions / q
+            left = (B if f >= 1.0 else min(B, f * B + W)) - committed
+            return 1.0 - left / W, left
         f = self._progress(state) if self.bins > 1 else None
         if f is None:
             return committed / B, math.inf
@@ -322,41 +342,62 @@ class BudgetAllocator:
                 f"costs have shape {c.shape}, the scores {value.shape}; give one cost per arm "
                 "in the order of policy.arms."
             )
-        if not c.min() >= 0.0:
-            raise InvalidInputError("costs must be USD amounts >= 0 (no NaN).")
+        cmin = c.min()
+        if not cmin >= 0.0:
+            raise InvalidInputError(
+                "costs must be USD amounts >= 0 (no NaN); check the cost model."
+            )
         remaining = state.budget.amount_usd - state.spent - state.reserved
-        cand = afford = c <= remaining
-        if max_cost is not None:
-            cand = cand & (c <= float(max_cost))
-        if allowed is not None:
-            cand = cand & policy.allowed_mask(allowed)
+        if cmin > remaining:  # nothing is affordable
+            return Allocation(None, 0.0, "exhausted", self.threshold(1.0), 1.0, state.resets_at)
         if self._learn and (self._n_seen & 15) == 0:
             self._learn_bounds(c)
         self._n_seen += 1
         z, bin_left = self._pace(state)
         psi = self.threshold(z)
-        if not cand[int(cand.argmax())]:
-            why = "exhausted" if not afford[int(afford.argmax())] else "no_candidate"
-            return Allocation(None, 0.0, why, psi, z, state.resets_at)
+        # admitted: worth the price, fits what is left of the budget, the bin and max_cost
+        cap = remaining if bin_left >= remaining else bin_left
+        if max_cost is not None and max_cost < cap:
+            cap = float(max_cost)
         price = psi * c
-        admitted = cand & (value - self.reward_range[0] >= price)
-        if bin_left < math.inf:
-            admitted &= c <= bin_left
+        if self._lo != 0.0:
+            price += self._lo
+        surplus = value - price  # value per query above the price of its cost
+        admitted = (surplus >= 0.0) & (c <= cap)
+        mask = None
+        if allowed is not None:
+            mask = policy.allowed_mask(allowed)
+            admitted &= mask
         if admitted[int(admitted.argmax())]:
-            if self.select == "surplus":
-                adj = ArmScores(scores.arms, scores.mean - price, scores.width, value - price)
+            if self._surplus:
+                adj = ArmScores(scores.arms, scores.mean - price, scores.width, surplus)
                 d = policy.choose(adj, allowed=admitted)
-                d = Decision(d.arm, d.index, scores, lambda d=d: d.propensity, d.explored)
+                d = Decision(d.arm, d.index, scores, _propensity_of(d), d.explored)
             else:
                 d = policy.choose(scores, allowed=admitted)
             return Allocation(d, float(c[d.index]), "admitted", psi, z, state.resets_at)
+        # nothing admitted: the fallback among the affordable candidates, or an explicit outcome
+        afford = c <= remaining
+        cand = afford
+        if max_cost is not None:
+            cand = cand & (c <= float(max_cost))
+        if mask is not None:
+            cand = cand & mask
+        if not cand[int(cand.argmax())]:
+            why = "exhausted" if not afford[int(afford.argmax())] else "no_candidate"
+            return Allocation(None, 0.0, why, psi, z, state.resets_at)
         k = self._fallback_index(policy, value, c, cand)
         if k is None:
             return Allocation(None, 0.0, "no_candidate", psi, z, state.resets_at)
-        only = np.zeros(c.shape[0], dtype=bool)
-        only[k] = True
-        d = policy.choose(scores, allowed=only)
+        d = policy.choose(scores, allowed=self._one_hot(c.shape[0], k))
         return Allocation(d, float(c[d.index]), "fallback", psi, z, state.resets_at)
+
+    def _one_hot(self, K: int, k: int) -> np.ndarray:
+        eye = self._eye
+        if eye.shape[0] != K:
+            eye = self._eye = np.eye(K, dtype=bool)
+            eye.flags.writeable = False
+        return eye[k]
 
     def _fallback_index(
         self, policy: Policy, value: np.ndarray, c: np.ndarray, cand: np.ndarray
