@@ -377,6 +377,10 @@ class BudgetAllocator:
                 d = policy.choose(scores, allowed=admitted)
             return Allocation(d, float(c[d.index]), "admitted", psi, z, state.resets_at)
         # nothing admitted: the fallback among the affordable candidates, or an explicit outcome
+        if max_cost is None and mask is None and self.fallback == "cheapest":
+            k = int(c.argmin())  # affordable: cmin <= remaining was checked above
+            d = policy.choose(scores, allowed=self._one_hot(c.shape[0], k))
+            return Allocation(d, float(c[k]), "fallback", psi, z, state.resets_at)
         afford = c <= remaining
         cand = afford
         if max_cost is not None:
