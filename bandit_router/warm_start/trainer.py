@@ -222,6 +222,11 @@ def train_projection(
     trip_val = mine_triplets(prof, val_q, cfg.triplets_per_anchor, cfg.candidates, rng)
     if len(trip) == 0 or len(trip_val) == 0:
         return W0, c0, {}
+    # each loss only needs the rows its triplets touch
+    rows_tr, trip = np.unique(trip, return_inverse=True)
+    rows_va, trip_val = np.unique(trip_val, return_inverse=True)
+    trip, trip_val = trip.reshape(-1, 3), trip_val.reshape(-1, 3)
+    X_tr, X_va = X[rows_tr], X[rows_va]
 
     def unpack(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return v[: p * D].reshape(p, D), v[p * D :]
@@ -230,12 +235,12 @@ def train_projection(
 
     def fun(v: np.ndarray) -> tuple[float, np.ndarray]:
         W, c = unpack(v)
-        loss, dW, dc = triplet_loss(W, c, X, trip, reg=cfg.reg_projection, W0=W0, c0=c0, **kw)
+        loss, dW, dc = triplet_loss(W, c, X_tr, trip, reg=cfg.reg_projection, W0=W0, c0=c0, **kw)
         return loss, np.concatenate([dW.ravel(), dc])
 
     def val(v: np.ndarray) -> float:
         W, c = unpack(v)
-        return triplet_loss(W, c, X, trip_val, **kw)[0]
+        return triplet_loss(W, c, X_va, trip_val, **kw)[0]
 
     x, hist = _Chunked(cfg, "phase 1 (projection)", progress).run(
         fun, np.concatenate([W0.ravel(), c0]), val
