@@ -189,3 +189,17 @@ def test_set_budget_keeps_the_spend():
     ledger.settle("a", 0.5)
     ledger.set_budget("u", Budget(2.0))
     assert ledger.state("u").remaining == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("new", ["daily", "rolling:3600", "total", "monthly"])
+def test_changing_the_period_keeps_spend_and_holds(new):
+    ledger, _ = ledger_with(Budget(1.0, "daily"), start=DAY + 100.0)
+    ledger.reserve("u", "a", 0.3)
+    ledger.settle("a", 0.3)
+    ledger.reserve("u", "b", 0.2)
+    ledger.set_budget("u", Budget(2.0, new))
+    s = ledger.state("u")
+    assert (s.spent, s.reserved) == (pytest.approx(0.3), pytest.approx(0.2))
+    ledger.settle("b", 0.1)
+    s = ledger.state("u")
+    assert (s.spent, s.reserved) == (pytest.approx(0.4), 0.0)

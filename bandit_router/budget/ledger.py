@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 from bandit_router.budget.clock import Clock, system_clock
@@ -206,13 +206,29 @@ class InMemoryLedger:
         """Give ``user`` a budget (replacing any earlier one; the spend so far is kept)."""
         if not isinstance(budget, Budget):
             raise BudgetError(f"expected a Budget, got {type(budget).__name__}.")
+        now = self.clock()
         acc = self._accounts.get(user)
         if acc is None:
             self._accounts[user] = _Account(budget)
-        else:
+        elif acc.budget.period == budget.period:
             acc.budget = budget
-            acc.period_end = None if budget.period.kind == "total" else acc.period_end
-        self._refresh(self._accounts[user], self.clock())
+        else:  # a new kind of period: keep what is spent now, re-stamp the open holds
+            self._refresh(acc, now)
+            spent = acc.spent
+            acc.budget = budget
+            acc.charges.clear()
+            acc.decisions.clear()
+            acc.charged = 0.0
+            acc.period_start, acc.period_end = -math.inf, None
+            if budget.period.kind == "rolling":
+                acc.charges.append((now, spent))
+                acc.charged = spent
+            acc.spent = spent
+            self._refresh(acc, now)
+            for did, r in list(self._open.items()):
+                if r.user == user:
+                    self._open[did] = replace(r, period_start=acc.period_start)
+        self._refresh(self._accounts[user], now)
 
     def _account(self, user: str) -> _Account:
         acc = self._accounts.get(user)
@@ -253,8 +269,8 @@ class InMemoryLedger:
         n = 0
         limit = now - self.reservation_ttl
         while self._queue and self._queue[0].created_at <= limit:
-            r = self._queue.popleft()
-            if self._open.pop(r.decision_id, None) is None:
+            r = self._open.pop(self._queue.popleft().decision_id, None)
+            if r is None:
                 continue  # settled or released already
             acc = self._accounts[r.user]
             self._refresh(acc, now)
