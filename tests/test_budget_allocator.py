@@ -287,3 +287,14 @@ def test_allocator_is_near_the_lp_optimum_and_beats_naive_splits(rho):
     assert ours.value >= 0.93 * opt.value
     assert ours.value > flat.value and ours.value > carry.value
     assert ours.value <= opt.value + EPS
+
+
+def test_a_free_model_survives_an_overrun():
+    pol = make_policy("linucb", ARMS[:2], 2, seed=0)
+    over = AccountState("u", Budget(1.0), 0.0, spent=1.05, overrun=0.05)
+    a = BudgetAllocator().choose(pol, scores_of(np.array([0.3, 0.9])), np.array([0.0, 0.1]), over)
+    assert a.arm == "a" and a.cost == 0.0
+    paid = BudgetAllocator().choose(
+        pol, scores_of(np.array([0.3, 0.9])), np.array([0.01, 0.1]), over
+    )
+    assert paid.exhausted

@@ -348,6 +348,8 @@ class BudgetAllocator:
                 "costs must be USD amounts >= 0 (no NaN); check the cost model."
             )
         remaining = state.budget.amount_usd - state.spent - state.reserved
+        if remaining < 0.0:  # settled costs above their estimates (overrun)
+            remaining = 0.0
         if cmin > remaining:  # nothing is affordable
             return Allocation(None, 0.0, "exhausted", self.threshold(1.0), 1.0, state.resets_at)
         if self._learn and (self._n_seen & 15) == 0:
