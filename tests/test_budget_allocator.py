@@ -275,16 +275,18 @@ def test_calendar_pacing_uses_the_arrival_rate():
 
 
 # ---- quality on synthetic streams with known values ----------------------------------
-@pytest.mark.parametrize("rho", [0.05, 0.15, 0.3])
-def test_allocator_is_near_the_lp_optimum_and_beats_naive_splits(rho):
-    values, costs = synthetic_stream(2000, 11, seed=7)
+# worst over seeds 0-9: 0.917, 0.977, 0.985 of the LP at 5, 15, 30 % (README)
+@pytest.mark.parametrize(("rho", "fraction"), [(0.05, 0.90), (0.15, 0.96), (0.3, 0.97)])
+@pytest.mark.parametrize("seed", [3, 7])
+def test_allocator_is_near_the_lp_optimum_and_beats_naive_splits(rho, fraction, seed):
+    values, costs = synthetic_stream(2000, 11, seed=seed)
     B = rho * costs[:, -1].sum()  # a share of always calling the dearest model
     opt = hindsight_optimum(values, costs, B)
     ours = run_allocator(BudgetAllocator(), values, costs, B)
     flat = naive_split(values, costs, B)
     carry = naive_split(values, costs, B, carry_over=True)
     assert ours.spend <= B + EPS
-    assert ours.value >= 0.93 * opt.value
+    assert ours.value >= fraction * opt.value
     assert ours.value > flat.value and ours.value > carry.value
     assert ours.value <= opt.value + EPS
 
