@@ -300,3 +300,12 @@ def test_a_free_model_survives_an_overrun():
         pol, scores_of(np.array([0.3, 0.9])), np.array([0.01, 0.1]), over
     )
     assert paid.exhausted
+
+
+def test_an_empty_allowed_set_is_a_typed_error():
+    pol = make_policy("linucb", ARMS[:2], 2, seed=0)
+    fresh = AccountState("u", Budget(1.0), 0.0)
+    s, costs = scores_of(np.array([0.3, 0.9])), np.array([0.01, 0.1])
+    for allowed in (np.zeros(2, dtype=bool), []):
+        with pytest.raises(InvalidInputError, match="allow at least one"):
+            BudgetAllocator().choose(pol, s, costs, fresh, allowed=allowed)

@@ -368,7 +368,10 @@ class BudgetAllocator:
         admitted = (surplus >= 0.0) & (c <= cap)
         mask = None
         if allowed is not None:
-            mask = policy.allowed_mask(allowed)
+            if type(allowed) is np.ndarray and allowed.dtype == bool and allowed.shape == c.shape:
+                mask = allowed  # checked for "none allowed" below, off the hot path
+            else:
+                mask = policy.allowed_mask(allowed)
             admitted &= mask
         if admitted[int(admitted.argmax())]:
             if self._surplus:
@@ -383,6 +386,8 @@ class BudgetAllocator:
             k = int(c.argmin())  # affordable: cmin <= remaining was checked above
             d = policy.choose(scores, allowed=self._one_hot(c.shape[0], k))
             return Allocation(d, float(c[k]), "fallback", psi, z, state.resets_at)
+        if mask is not None and not mask[int(mask.argmax())]:
+            policy.allowed_mask(mask)  # raises: no model is allowed
         afford = c <= remaining
         cand = afford
         if max_cost is not None:
