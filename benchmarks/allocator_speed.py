@@ -17,6 +17,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -201,6 +202,35 @@ def quality(n: int, seeds: list[int], budgets: list[float]) -> list[dict]:
     return rows
 
 
+def real_quality(path: Path, budgets: list[float]) -> list[dict]:
+    """The same comparison on a logged outcome table (RouterBench wide format), in file
+    order (grouped by task, so the stream is not stationary), with the logged costs."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    cost_cols = [col for col in df.columns if col.endswith("|total_cost")]
+    v = df[[col.split("|")[0] for col in cost_cols]].to_numpy(float)
+    c = df[cost_cols].to_numpy(float)
+    rows = []
+    for rho in budgets:
+        B = rho * float(c.max(axis=1).sum())
+        opt = hindsight_optimum(v, c, B).value
+        for rule, val in (
+            ("naive B/Q per query", naive_split(v, c, B).value),
+            ("naive B/Q with carry-over", naive_split(v, c, B, carry_over=True).value),
+            (
+                "allocator (default: sliding bins, surplus)",
+                run_allocator(BudgetAllocator(), v, c, B).value,
+            ),
+            (
+                "PILOT discrete bins, select=value",
+                run_allocator(BudgetAllocator(sliding=False, select="value"), v, c, B).value,
+            ),
+        ):
+            rows.append({"budget_share": rho, "rule": rule, "fraction_of_lp": val / opt})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -219,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         "arms": args.arms,
         "speed": speed(args.arms, args.repeats, args.seed),
     }
+    real = (
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "llmrouter" / "outcomes_train.csv"
+    )
+    if args.quality and real.exists():
+        out["quality_llmrouter"] = real_quality(real, [0.15, 0.2, 0.25])
     if args.quality:
         out["quality"] = quality(args.n, list(range(1, args.seeds + 1)), [0.05, 0.15, 0.3, 0.6])
     if args.json:
@@ -244,6 +279,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'rule':52s} " + " ".join(f"{s:>8.2f}" for s in shares))
         for rule in rules:
             vals = [r["mean_fraction_of_lp"] for r in out["quality"] if r["rule"] == rule]
+            print(f"{rule:52s} " + " ".join(f"{v:8.3f}" for v in vals))
+    if "quality_llmrouter" in out:
+        rows = out["quality_llmrouter"]
+        print(
+            f"\nthe same on {real.parent.name}/{real.name} ({len(rows) // 3} rules, logged costs, file order;"
+            " budget = share of always calling the dearest model; cheapest only = 0.11)"
+        )
+        shares = list(dict.fromkeys(r["budget_share"] for r in rows))
+        print(f"{'rule':52s} " + " ".join(f"{s:>8.2f}" for s in shares))
+        for rule in dict.fromkeys(r["rule"] for r in rows):
+            vals = [r["fraction_of_lp"] for r in rows if r["rule"] == rule]
             print(f"{rule:52s} " + " ".join(f"{v:8.3f}" for v in vals))
     return 0
 
