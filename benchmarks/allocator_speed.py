@@ -283,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     if "quality_llmrouter" in out:
         rows = out["quality_llmrouter"]
         print(
-            f"\nthe same on {real.parent.name}/{real.name} ({len(rows) // 3} rules, logged costs, file order;"
-            " budget = share of always calling the dearest model; cheapest only = 0.11)"
+            f"\nthe same on {real.parent.name}/{real.name} (oracle values, logged costs, file "
+            "order; budget = share of always calling the dearest model)"
         )
         shares = list(dict.fromkeys(r["budget_share"] for r in rows))
         print(f"{'rule':52s} " + " ".join(f"{s:>8.2f}" for s in shares))
