@@ -149,7 +149,7 @@ def plot_budget(df: pd.DataFrame, name: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     d = df[df.budget_fraction.notna()]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.0))
     for pol in POLICIES:
         g = d[d.policy == pol].groupby("budget_fraction")
         m, s = g.mean(numeric_only=True), g.std(numeric_only=True).fillna(0.0)
@@ -189,8 +189,9 @@ def plot_budget(df: pd.DataFrame, name: str, path: Path) -> None:
         ax.set_xscale("log")
         ax.set_xticks(BUDGETS, [f"{b:g}" for b in BUDGETS])
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=5, frameon=False)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
