@@ -224,7 +224,21 @@ def summary_table(results: list[RunResult]) -> str:
             f"{row.policy:<24} {row.budget:>10} {row.seeds:>5} {row.reward:>7.3f}{sd:>7} "
             f"{row.cost_share:>10.3f} {row.regret:>9.1f} {br:>12}"
         )
+    sweeps = df[df.budget != "none"].groupby("policy", sort=False)
+    aiqs = [(pol, _aiq(g)) for pol, g in sweeps if g["budget"].nunique() >= 2]
+    if aiqs:
+        lines.append(
+            "AIQ over the budget sweep (mean quality under the cost-quality hull): "
+            + ", ".join(f"{pol} {v:.3f}" for pol, v in aiqs)
+        )
     return "\n".join(lines)
+
+
+def _aiq(g: Any) -> float:
+    from simulations.metrics import aiq
+
+    pts = g.groupby("budget")[["cost_fraction", "mean_reward"]].mean()
+    return aiq(pts["cost_fraction"].to_numpy(), pts["mean_reward"].to_numpy())
 
 
 def _budget_label(r: RunResult) -> str:

@@ -192,3 +192,87 @@ def test_simulate_table_output(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "linucb" in res.stdout and "0.5x" in res.stdout
+
+
+def test_prior_file_round_trip_and_training_table(table, tmp_path):
+    prior = tmp_path / "prior.npz"
+    args = ["--embedder", "hashing-16", "--workers", "1", "--no-save", "--json"]
+    res = runner.invoke(
+        app,
+        [
+            "replay",
+            str(table),
+            "-p",
+            "pilot",
+            "--train",
+            str(table),
+            "--save-prior",
+            str(prior),
+            *args,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert prior.exists()
+    trained = json_lines(res.stdout)[0]
+    res = runner.invoke(app, ["replay", str(table), "-p", "pilot", "--prior", str(prior), *args])
+    assert res.exit_code == 0, res.output
+    loaded = json_lines(res.stdout)[0]
+    assert loaded["cumulative_regret"] == pytest.approx(trained["cumulative_regret"])
+
+
+def test_budget_sweep_prints_aiq(table):
+    res = runner.invoke(
+        app,
+        [
+            "replay",
+            str(table),
+            "-p",
+            "linucb",
+            "--budget-fraction",
+            "0.2,0.6,1",
+            "--embedder",
+            "hashing-16",
+            "--workers",
+            "1",
+            "--no-save",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "AIQ over the budget sweep" in res.stdout
+
+
+def test_evaluate_a_log_with_prompts(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 200
+    topic = rng.integers(0, 2, n)
+    model = rng.choice(["small", "large"], n)
+    log = pd.DataFrame(
+        {
+            "prompt": [
+                ("sum the series " if t else "a sonnet on ") + str(i) for i, t in enumerate(topic)
+            ],
+            "model": model,
+            "reward": ((model == "large") | (topic == 0)).astype(float),
+            "propensity": 0.5,
+        }
+    )
+    path = tmp_path / "log.csv"
+    log.to_csv(path, index=False)
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(path),
+            "-p",
+            "fixed:large",
+            "--embedder",
+            "hashing-16",
+            "--bootstrap",
+            "100",
+            "--json",
+            "--no-save",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    est = json_lines(res.stdout)[0]["estimates"]
+    assert est["snips"]["value"] == pytest.approx(1.0)  # "large" is always right
