@@ -196,6 +196,14 @@ def replay(
     max_steps: int | None = typer.Option(
         None, "--max-steps", min=1, help="Replay only the first N queries of each order."
     ),
+    learn_fraction: float = typer.Option(
+        0.0,
+        "--learn-fraction",
+        min=0.0,
+        max=0.95,
+        help="PILOT's protocol: this share of the stream is a learning bucket (no budget, "
+        "not measured); the rest is the budgeted, measured deployment bucket.",
+    ),
     nan: str = typer.Option(
         "error", "--nan", help="Rows with NaN scores/costs: error, drop or zero."
     ),
@@ -246,6 +254,7 @@ def replay(
         allocator=allocator,
         policy_kwargs=parse_options(setting),
         max_steps=max_steps,
+        learn_fraction=learn_fraction,
     )
     seeds_list = range(seed, seed + seeds)
     specs = (

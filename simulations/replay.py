@@ -289,7 +289,9 @@ class ReplayConfig:
     drift). ``budget`` is USD per user, ``budget_fraction`` a share of the most expensive
     model's cost (at most one of them). ``noise`` is the sd of Gaussian noise added to the
     revealed reward (then clipped to [0, 1]), ``flip`` the probability that a 0/1 reward
-    is revealed flipped. ``allocator`` is ``auto`` (the budget package's online knapsack
+    is revealed flipped. ``learn_fraction`` L reproduces PILOT's protocol: the first L of
+    the stream is a learning bucket (no budget, immediate feedback, not measured), the rest
+    the deployment bucket (budgeted and measured; the policy keeps learning). ``allocator`` is ``auto`` (the budget package's online knapsack
     if installed, else ``affordable``), ``affordable`` (any model whose cost fits the
     remaining budget) or a callable.
 
@@ -306,12 +308,17 @@ class ReplayConfig:
     allocator: Any = "auto"
     policy_kwargs: Mapping[str, Any] = field(default_factory=dict)
     max_steps: int | None = None
+    learn_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.order not in ("shuffle", "blocks", "given"):
             raise ConfigurationError(f"order must be shuffle, blocks or given, got {self.order!r}.")
         if self.noise < 0 or not 0 <= self.flip <= 1:
             raise ConfigurationError("noise must be >= 0 and flip in [0, 1].")
+        if not 0.0 <= self.learn_fraction < 1.0:
+            raise ConfigurationError(
+                f"learn_fraction must be in [0, 1), got {self.learn_fraction}."
+            )
         DelaySpec.parse(self.delay)
 
     @property
@@ -512,8 +519,24 @@ def _run_replay(
     order = stream_order(problem, config.order, seed)
     if config.max_steps is not None:
         order = order[: int(config.max_steps)]
-    n = len(order)
     rng = np.random.default_rng([seed, 11])
+    lo, hi = pol.reward_range
+
+    def revealed(r: float) -> float:
+        if config.noise > 0:
+            r = float(np.clip(r + config.noise * rng.standard_normal(), lo, hi))
+        if config.flip > 0 and rng.random() < config.flip:
+            r = float(np.clip(lo + hi - r, lo, hi))
+        return r
+
+    n_learn = round(config.learn_fraction * len(order))
+    learn_reward = 0.0
+    for i in order[:n_learn]:  # PILOT's learning bucket: no budget, not measured
+        d = pol.choose(pol.score(problem.X[i]))
+        learn_reward += float(problem.expected[i, d.index])
+        pol.update(d.arm, problem.X[i], revealed(float(problem.observed[i, d.index])))
+    order = order[n_learn:]
+    n = len(order)
     delays = config.delay_spec.sample(rng, n)
     _, user_idx = np.unique(problem.users[order], return_inverse=True)  # (n,) per step
     n_users = int(user_idx.max()) + 1 if n else 1
@@ -534,7 +557,6 @@ def _run_replay(
     chosen = np.full(n, -1, dtype=np.int64)
     cost = np.zeros(n)
     pending: list[tuple[int, int, int, int, float]] = []  # (due, seq, row, arm, reward)
-    lo, hi = pol.reward_range
     log_rows: list[dict[str, Any]] = []
     bar = tqdm(total=n, desc=f"{policy_name} seed {seed}", unit="q", disable=not progress)
     for t in range(n):
@@ -572,11 +594,7 @@ def _run_replay(
         spent[u] += cost[t]
         if allocator is not None:
             allocator.observe(u, float(cost[t]))
-        r = float(problem.observed[i, k])
-        if config.noise > 0:
-            r = float(np.clip(r + config.noise * rng.standard_normal(), lo, hi))
-        if config.flip > 0 and rng.random() < config.flip:
-            r = float(np.clip(lo + hi - r, lo, hi))
+        r = revealed(float(problem.observed[i, k]))
         if log_decisions:
             prop = decision.propensity if decision is not None else float("nan")
             log_rows.append(
@@ -610,6 +628,8 @@ def _run_replay(
         steps["budgeted_regret"] = np.cumsum(per_q) - steps["reward"].cumsum().to_numpy()
     summary = summarize(problem, order, chosen, cost, budgets, lp_opt)
     summary.update(policy=policy_name, seed=int(seed))
+    if n_learn:
+        summary.update(learn_queries=n_learn, learn_mean_reward=learn_reward / n_learn)
     if allocator is not None:
         summary["allocator"] = getattr(allocator, "name", "custom")
         if getattr(allocator, "reasons", None):

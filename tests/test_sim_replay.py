@@ -216,3 +216,15 @@ def test_replay_on_real_table_with_hashing_features():
     assert s["cost_fraction"] <= 0.25 + 1e-9
     assert 0.0 < s["mean_reward"] <= s["oracle_mean_reward"]
     assert set(s["model_share"]) <= {*t.models, "none"}
+
+
+def test_learning_bucket_is_unbudgeted_and_unmeasured():
+    p = tiny_problem(n=200)
+    spy = Spy(make_policy("linucb", p.arms, p.dim, seed=0))
+    res = run_replay(p, spy, ReplayConfig(learn_fraction=0.25, budget_fraction=0.3), seed=0)
+    assert res.summary["queries"] == 150 and res.summary["learn_queries"] == 50
+    assert len(res.steps) == 150
+    assert spy.seen_at_decision[50] == 50  # learned from the whole bucket before deploying
+    deployed = p.most_expensive_cost[res.steps["row"].to_numpy()].sum()
+    assert res.steps["cost"].sum() <= 0.3 * deployed + 1e-12  # budget of the deployment rows
+    assert res.steps["budgeted_regret"].iloc[-1] >= -1e-9
