@@ -257,7 +257,11 @@ def ridge_reward_model(
 
 @dataclass(frozen=True)
 class Estimate:
-    """An estimate with its bootstrap interval (``lo``, ``hi``) and standard error."""
+    """An estimate with its bootstrap interval (``lo``, ``hi``) and standard error.
+
+    >>> Estimate("ips", 0.5, 0.4, 0.6, 0.05).as_dict()["hi"]
+    0.6
+    """
 
     name: str
     value: float

@@ -32,7 +32,11 @@ STEP_COLUMNS = (
 
 @dataclass
 class Prepared:
-    """A featurized problem plus where it came from."""
+    """A featurized problem plus where it came from (``prepare_replay`` builds it).
+
+    >>> Prepared.__dataclass_fields__["prior_source"].default is None
+    True
+    """
 
     problem: Problem
     table: OutcomeTable

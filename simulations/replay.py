@@ -417,7 +417,13 @@ def make_allocator(spec: Any) -> Any:
 
 @dataclass
 class RunResult:
-    """Per-step metrics (``steps``: one row per query) and the run's summary."""
+    """Per-step metrics (``steps``: one row per query) and the run's summary.
+
+    >>> p = Problem.from_arrays(np.ones((3, 1)), np.full((3, 2), 0.5), np.ones((3, 2)))
+    >>> r = run_replay(p, "random", seed=0)
+    >>> len(r.steps), r.summary["mean_reward"]
+    (3, 0.5)
+    """
 
     policy: str
     seed: int
