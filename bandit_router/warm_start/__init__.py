@@ -1,11 +1,13 @@
 """Warm start from preference data (PILOT, arXiv 2508.21141): the bandit's prior.
 
+>>> from bandit_router.policies import make_policy
 >>> art = PriorArtifact.example()
 >>> make_policy("pilot", ["m0", "m1"], art.context_dim, priors=art.priors(["m0", "m1"])).arms
 ['m0', 'm1']
 """
 
-from bandit_router.policies import make_policy  # noqa: F401  (used by the example above)
+from __future__ import annotations
+
 from bandit_router.warm_start.api import (
     train_prior,
     train_prior_from_outcomes,
