@@ -41,10 +41,25 @@ from bandit_router.warm_start.preferences import load_preferences, preferences_f
 from bandit_router.warm_start.trainer import TrainConfig, train_pilot
 
 
-def embed_prompts(embedder: Embedder, prompts: list[str], batch: int = 512) -> np.ndarray:
-    """Embeddings of ``prompts`` in order, ``(n, D)``, in batches (the cache does the rest)."""
-    parts = [embedder.embed(prompts[i : i + batch]) for i in range(0, len(prompts), batch)]
-    return np.vstack(parts) if parts else np.zeros((0, embedder.dim))
+def embed_prompts(embedder: Embedder, prompts: list[str], progress: bool = False) -> np.ndarray:
+    """Embeddings of ``prompts`` in order, ``(n, D)``.
+
+    With ``progress``, a persistent cache under the embedder (``DiskCachedEmbedder``) shows
+    a bar over the prompts it has not seen yet.
+
+    >>> from bandit_router.embeddings import make_embedder
+    >>> embed_prompts(make_embedder("hashing-8"), ["a", "b"]).shape
+    (2, 8)
+    """
+    if progress:
+        inner: object = embedder
+        while inner is not None:
+            if hasattr(inner, "path") and hasattr(inner, "embed"):
+                inner.embed(prompts, progress=True)  # type: ignore[attr-defined]
+                break
+            inner = getattr(inner, "inner", None)
+    out = embedder.embed(prompts) if prompts else np.zeros((0, embedder.dim))
+    return np.asarray(out, dtype=np.float64)
 
 
 def evaluate_split(data: PreferenceData, p_model: np.ndarray, split: np.ndarray) -> dict[str, Any]:
@@ -104,7 +119,7 @@ def train_prior(
         )
     cfg = config or TrainConfig()
     t0 = time.perf_counter()
-    X = embed_prompts(embedder, data.prompts)
+    X = embed_prompts(embedder, data.prompts, progress)
     t_embed = time.perf_counter() - t0
     if X.shape[0] < 10:
         raise InvalidInputError(
