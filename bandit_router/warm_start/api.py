@@ -6,6 +6,10 @@ measure held-out pairwise accuracy next to the majority-winner and global Bradle
 baselines (both fitted on the train + validation prompts); derive lambda_a from each
 model's held-out accuracy; calibrate into the reward space on the train + validation
 prompts (``calibration.py``); pack everything into a ``PriorArtifact``.
+
+The artifact holds the model fitted on the training prompts (early-stopped on the
+validation prompts), so every number in its ``metrics`` is a held-out number for exactly
+the parameters it ships; the 20% test prompts are not used to fit the prior.
 """
 
 from __future__ import annotations
@@ -161,13 +165,9 @@ def train_prior(
     if calibration == "shared":
         cal = calibrate_shared_slope(F[fitq], cos[fitq], target[fitq], model.scale, model.beta)
         method = f"shared: {what} ~ alpha f_a(q) + gamma_a (one slope, per-model intercepts)"
-    elif calibration == "per-model":
+    else:  # "per-model" (validated above)
         cal = calibrate_from_scores(cos[fitq], target[fitq], calibration_ridge)
         method = f"per-model: {what} ~ s_a cos(psi, theta_a) + b_a (ridge {calibration_ridge})"
-    else:
-        raise InvalidInputError(
-            f"unknown calibration {calibration!r}; choose 'shared' or 'per-model'."
-        )
     theta0 = prior_means(model.theta, cal["s"], cal["b"])
     held: dict[str, Any] = {}
     testq = fit.split == 2
