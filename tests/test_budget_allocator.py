@@ -178,10 +178,15 @@ def test_propensity_is_the_one_under_the_admitted_mask():
     pol = make_policy("epsilon-greedy", ARMS[:4], 2, epsilon=0.2, seed=3)
     alloc = BudgetAllocator(efficiency_bounds=(1.0, 1000.0))
     costs = np.array([0.001, 0.002, 0.01, 10.0])  # d is unaffordable
-    s = scores_of(np.array([0.1, 0.2, 0.9, 1.0]))
+    mean = np.array([0.1, 0.2, 0.9, 1.0])
     state = AccountState("u", Budget(1.0), 0.0)
     props = {}
-    for _ in range(200):
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        # what EpsilonGreedy.score does: explore with probability epsilon, uniform values
+        explore = bool(rng.random() < 0.2)
+        value = rng.uniform(0.05, 1.0, 4) if explore else mean
+        s = ArmScores(ARMS[:4], mean, np.zeros(4), value, explore)
         a = alloc.choose(pol, s, costs, state)
         assert a.arm != "d"
         props[a.arm] = a.decision.propensity

@@ -375,7 +375,9 @@ class BudgetAllocator:
             admitted &= mask
         if admitted[int(admitted.argmax())]:
             if self._surplus:
-                adj = ArmScores(scores.arms, scores.mean - price, scores.width, surplus)
+                adj = ArmScores(
+                    scores.arms, scores.mean - price, scores.width, surplus, scores.explore
+                )
                 d = policy.choose(adj, allowed=admitted)
                 d = Decision(d.arm, d.index, scores, _propensity_of(d), d.explored)
             else:

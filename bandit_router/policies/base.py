@@ -23,15 +23,26 @@ class ArmScores:
 
     ``mean`` is the estimated reward, ``width`` the uncertainty (0 where a policy has none),
     ``value`` the index the policy maximises (UCB, a posterior draw, the mean...).
+    ``explore`` is True when the policy decided at scoring time to explore (epsilon-greedy:
+    ``value`` then holds uniform draws, so that a budget allocator reading it explores
+    among the models it can afford).
     """
 
-    __slots__ = ("arms", "mean", "value", "width")
+    __slots__ = ("arms", "explore", "mean", "value", "width")
 
-    def __init__(self, arms: Sequence[str], mean: np.ndarray, width: np.ndarray, value: np.ndarray):
+    def __init__(
+        self,
+        arms: Sequence[str],
+        mean: np.ndarray,
+        width: np.ndarray,
+        value: np.ndarray,
+        explore: bool = False,
+    ):
         self.arms = arms
         self.mean = mean
         self.width = width
         self.value = value
+        self.explore = explore
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         return {
