@@ -56,8 +56,8 @@ def hindsight_lp(
 
     Maximises ``sum_ia r_ia z_ia`` subject to ``sum_a z_ia <= 1`` per query, ``z >= 0``
     and, per user ``u``, ``sum_{i of u, a} c_ia z_ia <= budget_u``: the fractional
-    multi-choice knapsack, an upper bound on every online allocator (HiGHS via
-    ``scipy.optimize.linprog``). ``budget`` is one number (shared by every user) or one
+    multi-choice knapsack, an upper bound on every online allocator, solved by
+    ``bandit_router.budget.hindsight_optimum``. ``budget`` is one number (shared by every user) or one
     per user in the order of ``np.unique(users)``. Returns the optimum and the per-query
     value ``(n,)`` of the optimal fractional choice (its cumulative sum is the optimum's
     curve in any order).
@@ -66,35 +66,15 @@ def hindsight_lp(
     >>> round(hindsight_lp(r, c, 1.0)[0], 6)
     1.0
     """
-    from scipy import sparse
-    from scipy.optimize import linprog
+    from bandit_router.budget import hindsight_optimum
+    from bandit_router.errors import BudgetError
 
     r = np.asarray(expected, dtype=np.float64)
-    c = np.asarray(costs, dtype=np.float64)
-    n, K = r.shape
-    if users is None:
-        groups = np.zeros(n, dtype=np.int64)
-        n_users = 1
-    else:
-        _, groups = np.unique(np.asarray(users), return_inverse=True)
-        n_users = int(groups.max()) + 1
-    budgets = np.broadcast_to(np.asarray(budget, dtype=np.float64), (n_users,)).copy()
-    if (budgets < 0).any() or not np.isfinite(budgets).all():
-        raise InvalidInputError(f"budgets must be finite and >= 0, got {budgets}.")
-    # queries (or models) that are free or dominated never bind the budget; the LP still
-    # handles them, so no pre-filtering is needed for correctness.
-    rows_q = np.repeat(np.arange(n), K)
-    cols = np.arange(n * K)
-    A_query = sparse.csr_matrix((np.ones(n * K), (rows_q, cols)), shape=(n, n * K))
-    A_budget = sparse.csr_matrix(
-        (c.reshape(-1), (np.repeat(groups, K), cols)), shape=(n_users, n * K)
-    )
-    A = sparse.vstack([A_query, A_budget]).tocsr()
-    b = np.concatenate([np.ones(n), budgets])
-    res = linprog(-r.reshape(-1), A_ub=A, b_ub=b, bounds=(0, 1), method="highs")
-    if res.status != 0:  # pragma: no cover - the LP is always feasible (z = 0)
-        raise InvalidInputError(f"hindsight LP failed: {res.message}")
-    z = np.clip(res.x.reshape(n, K), 0.0, 1.0)
+    try:
+        opt = hindsight_optimum(r, costs, budget, users=users)
+    except BudgetError as exc:
+        raise InvalidInputError(str(exc)) from None
+    z = opt.allocation
     per_query = (z * r).sum(axis=1)
     return float(per_query.sum()), per_query
 
