@@ -42,11 +42,10 @@ def stream(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, (rng.random((n, K)) < p).astype(float)
 
 
-def time_events(event: Callable[[int], None], n: int, warmup: int) -> list[float]:
-    for i in range(warmup):
-        event(i)
+def time_events(event: Callable[[int], None], start: int, n: int) -> list[float]:
+    """Run events ``start .. start + n - 1`` and return each one's microseconds."""
     out = []
-    for i in range(warmup, warmup + n):
+    for i in range(start, start + n):
         t0 = time.perf_counter_ns()
         event(i)
         out.append((time.perf_counter_ns() - t0) / 1000.0)
@@ -128,24 +127,34 @@ BUDGET = {
 }
 
 
-def run(d: int, scale: float = 1.0) -> dict:
-    budgets = {k: max(10, int(v * scale)) for k, v in BUDGET[d].items()}
-    warmup = 50
+def run(d: int, scale: float = 1.0, rounds: int = 3) -> dict:
+    """Time every library on the same stream, in interleaved rounds.
+
+    Each library's events are split into ``rounds`` blocks and the blocks alternate
+    between libraries, so a slow phase of the machine does not land on one library only.
+    """
+    budgets = {k: max(rounds, int(v * scale)) for k, v in BUDGET[d].items()}
+    warmup = 50 if d == 64 else 10
     X, R = stream(max(budgets.values()) + warmup + K, d)
-    result = {}
+    events, times, cursor = {}, {}, {}
     for name, make in PEERS.items():
         try:
-            event = make(X, R)
+            events[name] = make(X, R)
         except ImportError as exc:
             print(f"# {name} is not installed ({exc}); pip install -e '.[bench]'", file=sys.stderr)
             continue
-        times = time_events(event, budgets[name], warmup=min(warmup, 10) if d == 512 else warmup)
-        result[name] = {
-            "median": float(np.median(times)),
-            "p90": float(np.percentile(times, 90)),
-            "n": len(times),
-        }
-    return result
+        for i in range(K, K + warmup):
+            events[name](i)
+        times[name], cursor[name] = [], K + warmup
+    for _ in range(rounds):
+        for name, event in events.items():
+            n = budgets[name] // rounds
+            times[name] += time_events(event, cursor[name], n)
+            cursor[name] += n
+    return {
+        name: {"median": float(np.median(t)), "p90": float(np.percentile(t, 90)), "n": len(t)}
+        for name, t in times.items()
+    }
 
 
 def main() -> None:
@@ -154,12 +163,13 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per dimension")
     parser.add_argument("--dims", default="64,512", help="comma-separated context dimensions")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per library")
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply the number of timed events"
     )
     args = parser.parse_args()
     for d in (int(v) for v in args.dims.split(",")):
-        res = run(d, args.scale)
+        res = run(d, args.scale, args.rounds)
         if args.json:
             print(
                 json.dumps(

@@ -124,6 +124,7 @@ class Policy(ABC):
         self._arms: list[str] = arms
         self._index: dict[str, int] = {a: i for i, a in enumerate(arms)}
         self.dim = int(dim)
+        self._shape = (self.dim,)
         self.reward_range = (lo, hi)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
@@ -176,7 +177,7 @@ class Policy(ABC):
     def check_context(self, x: np.ndarray) -> np.ndarray:
         if not isinstance(x, np.ndarray) or x.dtype != np.float64:
             x = np.asarray(x, dtype=np.float64)
-        if x.shape != (self.dim,):
+        if x.shape != self._shape:
             raise DimensionMismatchError(
                 f"context has shape {x.shape}, expected ({self.dim},); featurize with the "
                 "same embedder and projection the policy was built for."

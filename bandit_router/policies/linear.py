@@ -128,7 +128,7 @@ class LinearPolicy(Policy):
         x = self.check_context(x)
         mean, var, U = self.state.mean_and_variance(x)
         self._cache = (x, x.tobytes(), U, mean, var)
-        width = np.maximum(var, 0.0)
+        width = np.maximum(var, 0.0)  # a copy: var stays cached for the update
         return mean, np.sqrt(width, out=width)
 
     def _greedy_choice(

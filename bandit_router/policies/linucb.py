@@ -40,7 +40,8 @@ class LinUCB(LinearPolicy):
 
     def score(self, x: np.ndarray) -> ArmScores:
         mean, width = self._mean_width(x)
-        value = mean + (self.alpha * self.exploration_scale) * width
+        value = width * (self.alpha if self.watch is None else self.alpha * self.watch.scale)
+        value += mean
         return ArmScores(self._arms, mean, width, value)
 
     def choose(self, scores: ArmScores, allowed=None) -> Decision:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
-from scipy.linalg.blas import dger
+from scipy.linalg.blas import daxpy, dger
 
 from bandit_router.errors import StateError
 
@@ -78,7 +78,9 @@ class RidgeArms:
         K = self._M.shape[0] // (d + 1)
         self.A_inv = self._M[: K * d].reshape(K, d, d)
         self.theta = self._M[K * d :]
-        self._A_inv_T = [self.A_inv[k].T for k in range(K)]  # Fortran views for BLAS dger
+        self._A_inv_k = [self.A_inv[k] for k in range(K)]
+        self._A_inv_T = [a.T for a in self._A_inv_k]  # Fortran views for BLAS dger
+        self._theta_k = [self.theta[k] for k in range(K)]
         self._split = K * d
 
     @property
@@ -142,7 +144,8 @@ class RidgeArms:
         scoring call on the same ``x`` (before any other update) to skip recomputing them.
         """
         self.t += 1
-        A_inv = self.A_inv[k]
+        A_inv = self._A_inv_k[k]
+        theta = self._theta_k[k]
         if self.forgetting != 1.0:
             g = max(self.forgetting ** (self.t - self.last[k]), self.MIN_DISCOUNT)
             self.flush(k)
@@ -159,18 +162,18 @@ class RidgeArms:
             u = A_inv @ x
             mean = quad = None
         if mean is None:
-            mean = float(self.theta[k] @ x)
+            mean = theta @ x
         if quad is None:
-            quad = float(x @ u)
+            quad = x @ u
         residual = reward - mean
         denom = 1.0 + quad
         dger(-1.0 / denom, u, u, a=self._A_inv_T[k], overwrite_a=1)
-        self.theta[k] += u * (residual / denom)
+        daxpy(u, theta, a=residual / denom)  # theta += u * residual / denom, in place
         self.counts[k] += 1
         self.since_refactor[k] += 1
         if self.since_refactor[k] >= self.refactor_every:
             self.refactor(k)
-        return residual
+        return float(residual)
 
     def refactor(self, k: int) -> None:
         """Recompute arm ``k``'s inverse and mean exactly from ``A`` and ``b``."""
