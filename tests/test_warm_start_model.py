@@ -160,3 +160,13 @@ def test_config_and_input_errors() -> None:
     s = planted_preferences(n_queries=30, seed=0)
     with pytest.raises(InvalidInputError, match="embeddings"):
         train_pilot(s.X[:10], s.data, TrainConfig(dim=4))
+
+
+def test_prior_wider_than_the_embedding_is_a_clear_error():
+    from bandit_router.warm_start.data import PreferenceData
+    from bandit_router.warm_start.trainer import TrainConfig, train_pilot
+
+    X = np.random.default_rng(0).normal(size=(30, 8))
+    recs = [(f"q{i}", "m0", "m1", float(X[i, 0] > 0)) for i in range(30)]
+    with pytest.raises(ConfigurationError, match="cannot exceed"):
+        train_pilot(X, PreferenceData.from_records(recs), TrainConfig(dim=16))

@@ -341,6 +341,11 @@ def train_pilot(
         raise InvalidInputError(
             f"{X.shape[0]} embeddings for {data.n_queries} prompts; embed data.prompts in order."
         )
+    if X.ndim != 2 or cfg.dim > X.shape[1]:
+        raise ConfigurationError(
+            f"the prior's dimension ({cfg.dim}) cannot exceed the embedding's ({X.shape[1]}): "
+            f"pass --dim {X.shape[1]} or less, or use a wider embedder."
+        )
     rng = np.random.default_rng(cfg.seed)
     if split is None:
         split = split_queries(data.n_queries, cfg.val_frac, cfg.test_frac, cfg.seed)
