@@ -437,9 +437,26 @@ def build_policy(problem: Problem, name: str, seed: int, **kwargs: Any) -> Polic
     """``make_policy`` with the problem's priors wired into ``pilot``/``pilot-ts``.
 
     ``fixed:best`` and ``fixed:expensive`` name the best single model in hindsight and the
-    most expensive model of the problem.
+    most expensive model of the problem. ``prior_scale`` (prior policies only) multiplies
+    every prior strength lambda_a (``--set prior_scale=16``; the tuner's prior-strength knob).
+
+    >>> p = Problem.from_arrays(np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 2)),
+    ...     priors={"m0": ArmPrior([0.5, 0.0], 2.0), "m1": ArmPrior([0.5, 0.0], 3.0)})
+    >>> w = build_policy(p, "pilot", 0, prior_scale=4).score(np.array([1.0, 0.0])).width
+    >>> (1 / w**2).round(6).tolist()  # A = 4 lambda_a I
+    [8.0, 12.0]
     """
     kw = dict(kwargs)
+    prior_scale = kw.pop("prior_scale", None)
+    if prior_scale is not None:
+        if name not in PRIOR_POLICIES:
+            raise ConfigurationError(
+                f"prior_scale applies to the prior policies {PRIOR_POLICIES}, not {name!r}."
+            )
+        if not (isinstance(prior_scale, int | float) and math.isfinite(prior_scale)):
+            raise ConfigurationError(f"prior_scale must be a number, got {prior_scale!r}.")
+        if not prior_scale > 0:
+            raise ConfigurationError(f"prior_scale must be positive, got {prior_scale}.")
     if name == "fixed:best":  # the best single model in hindsight
         name = f"fixed:{problem.arms[int(problem.expected.mean(axis=0).argmax())]}"
     elif name == "fixed:expensive":  # the model with the highest total cost
@@ -451,6 +468,11 @@ def build_policy(problem: Problem, name: str, seed: int, **kwargs: Any) -> Polic
                 "TABLE (or --train-split F), or use the prior-free twin (linucb / lints)."
             )
         kw["priors"] = problem.priors
+        if prior_scale is not None:
+            kw["priors"] = {
+                a: ArmPrior(pr.theta0, pr.strength * float(prior_scale))
+                for a, pr in problem.priors.items()
+            }
     return make_policy(name, problem.arms, problem.dim, seed=seed, **kw)
 
 

@@ -1,0 +1,172 @@
+"""Hyper-parameter tuning on a separate tuning ``Problem`` (PILOT's protocol: tune first,
+then learn/deploy on other queries).
+
+``tune(problem, policy, grid, seeds)`` replays ``problem`` once per grid point and seed and
+returns the grid point with the highest mean reward over the seeds, plus the whole table.
+The tuning problem must be disjoint from what is later replayed for the results (for a
+table with a training table: rows of the training table the prior was *not* fitted on,
+see ``prior_holdout``; otherwise a seeded slice that is then not replayed).
+
+Grid keys are the policy's own options (``alpha``, ``v``, ``epsilon``, ``ridge``, ...) and,
+for ``pilot`` / ``pilot-ts``, ``prior_scale`` (multiplies every prior strength lambda_a).
+Ties go to the first grid point in grid order, so the answer is deterministic.
+
+>>> import numpy as np
+>>> from simulations.replay import Problem
+>>> p = Problem.from_arrays(np.ones((60, 1)), np.tile([0.2, 0.8], (60, 1)), np.ones((60, 2)))
+>>> best, table = tune(p, "linucb", {"alpha": [0.0, 1.0]}, seeds=[0, 1])  # greedy gets stuck
+>>> best, table["mean_reward"].round(2).tolist()
+({'alpha': 1.0}, [0.2, 0.79])
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bandit_router.errors import ConfigurationError
+from simulations.outcomes import OutcomeTable
+from simulations.replay import Problem, ReplayConfig, build_policy
+from simulations.sweep import RunSpec, run_sweep
+
+#: the tuning grids of the figure script (small: two cores); every policy tuned alike
+DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "linucb": {"alpha": [0.1, 0.3, 1.0]},
+    "pilot": {"alpha": [0.1, 0.3, 1.0], "prior_scale": [1, 4, 16]},
+    "lints": {"v": [0.1, 0.25, 0.5]},
+    "pilot-ts": {"v": [0.1, 0.25, 0.5], "prior_scale": [1, 4, 16]},
+    "epsilon-greedy": {"epsilon": [0.05, 0.1, 0.2]},
+}
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in grid order (first key slowest).
+
+    >>> grid_points({"alpha": [0.1, 1.0], "prior_scale": [1, 4]})[:2]
+    [{'alpha': 0.1, 'prior_scale': 1}, {'alpha': 0.1, 'prior_scale': 4}]
+    """
+    if not isinstance(grid, Mapping) or not grid:
+        raise ConfigurationError(
+            "the tuning grid is empty; give at least one parameter with candidate values, "
+            'e.g. {"alpha": [0.1, 0.3, 1.0]}.'
+        )
+    for key, values in grid.items():
+        if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+            raise ConfigurationError(
+                f"tuning grid: {key!r} needs a list of candidate values, got {values!r}."
+            )
+        if len(list(values)) == 0:
+            raise ConfigurationError(f"tuning grid: {key!r} has no candidate values.")
+    keys = list(grid)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def tune(
+    problem: Problem,
+    policy: str,
+    grid: Mapping[str, Sequence[Any]],
+    seeds: Iterable[int],
+    budget_fraction: float | None = None,
+    *,
+    base: ReplayConfig | None = None,
+    max_steps: int | None = None,
+    workers: int = 1,
+    progress: bool = False,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Pick ``policy``'s hyper-parameters on ``problem`` by mean reward over ``seeds``.
+
+    Each grid point is replayed once per seed (``base`` options, optionally under
+    ``budget_fraction`` and truncated to ``max_steps`` queries, the horizon of the stream
+    the parameters are meant for). Returns ``(best_params, table)``: ``table`` has one row
+    per grid point, in grid order, with the parameters, ``mean_reward`` (mean over seeds),
+    ``mean_reward_sd``, ``cost_fraction``, ``cumulative_regret``, ``early_regret``,
+    ``seeds`` and ``best``. Raises ``ConfigurationError`` for an empty grid, an empty list
+    of values, an unknown parameter or no seeds, before running anything.
+    """
+    points = grid_points(grid)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ConfigurationError("tune needs at least one seed.")
+    if policy.startswith("fixed") or policy == "random":
+        raise ConfigurationError(f"policy {policy!r} has no hyper-parameters to tune.")
+    for point in points:  # unknown names and bad values fail here, before any run
+        try:
+            build_policy(problem, policy, seeds[0], **point)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"tuning grid for {policy!r}: {point} is not a valid setting: {exc}"
+            ) from exc
+    base = base or ReplayConfig()
+    cfgs = [
+        replace(
+            base,
+            budget_fraction=budget_fraction,
+            budget=None,
+            max_steps=max_steps if max_steps is not None else base.max_steps,
+            policy_kwargs={**dict(base.policy_kwargs), **point},
+        )
+        for point in points
+    ]
+    specs = [RunSpec(policy, s, c) for c in cfgs for s in seeds]
+    results = run_sweep(problem, specs, workers=workers, progress=progress)
+    rows = []
+    for j, point in enumerate(points):
+        runs = results[j * len(seeds) : (j + 1) * len(seeds)]
+        reward = np.array([r.summary["mean_reward"] for r in runs])
+        rows.append(
+            {
+                **point,
+                "mean_reward": float(reward.mean()),
+                "mean_reward_sd": float(reward.std(ddof=1)) if len(runs) > 1 else 0.0,
+                "cost_fraction": float(np.mean([r.summary["cost_fraction"] for r in runs])),
+                "cumulative_regret": float(np.mean([r.summary["cumulative_regret"] for r in runs])),
+                "early_regret": float(np.mean([r.summary["early_regret"] for r in runs])),
+                "seeds": len(runs),
+            }
+        )
+    table = pd.DataFrame(rows)
+    best = int(np.argmax(table["mean_reward"].to_numpy()))  # first maximum: grid order
+    table["best"] = np.arange(len(table)) == best
+    return dict(points[best]), table
+
+
+def prior_holdout(table: OutcomeTable, prior: Any) -> tuple[OutcomeTable, OutcomeTable]:
+    """Split the table a prior was trained on into (rows it was fitted on, held-out rows).
+
+    The warm-start trainer splits the distinct prompts 70/10/20 (train / early stopping /
+    held-out test, seeded by the prior's config); the theta0, W and calibration are fitted
+    on the first 80%, the held-out 20% only measured the accuracy behind lambda_a. This
+    recomputes the split from the table and the prior's config and checks it against the
+    prior's data fingerprint and prompt counts, so a table other than the prior's training
+    table is refused.
+    """
+    from bandit_router.warm_start.outcomes import _turns_to_text, outcomes_to_preferences
+    from bandit_router.warm_start.trainer import split_queries
+
+    cfg = getattr(prior, "config", {}) or {}
+    data = outcomes_to_preferences(table.frame, models=list(prior.models))
+    if prior.fingerprint and data.fingerprint() != prior.fingerprint:
+        raise ConfigurationError(
+            f"{table.source} is not the table this prior was trained on (data fingerprints "
+            "differ); its held-out rows cannot be recovered."
+        )
+    split = split_queries(
+        data.n_queries,
+        float(cfg.get("val_frac", 0.1)),
+        float(cfg.get("test_frac", 0.2)),
+        int(cfg.get("seed", 0)),
+    )
+    expected = prior.metrics.get("n_test_prompts")
+    if expected is not None and int((split == 2).sum()) != int(expected):
+        raise ConfigurationError(
+            f"recomputed {int((split == 2).sum())} held-out prompts, the prior reports "
+            f"{expected}; the trainer's split changed since the prior was trained."
+        )
+    held = {p for p, z in zip(data.prompts, split, strict=True) if z == 2}
+    mask = np.array([_turns_to_text(p) in held for p in table.frame["prompt"]])
+    return table.subset(~mask), table.subset(mask)

@@ -1,0 +1,146 @@
+"""The hyper-parameter tuner (simulations/tune.py) on synthetic streams with known rewards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bandit_router.errors import ConfigurationError
+from bandit_router.policies import ArmPrior
+from simulations.outcomes import OutcomeTable
+from simulations.replay import ReplayConfig, build_policy, run_replay
+from simulations.synthetic import make_synthetic_problem
+from simulations.tune import DEFAULT_GRIDS, grid_points, prior_holdout, tune
+
+
+def _problem(n: int = 300, seed: int = 0, prior: bool = False):
+    p = make_synthetic_problem("linear", n=n, n_arms=3, dim=5, seed=seed)
+    if prior:  # the truth, fitted: a good prior
+        theta = np.linalg.lstsq(p.X, p.expected, rcond=None)[0].T
+        p.priors = {a: ArmPrior(theta[k], 2.0) for k, a in enumerate(p.arms)}
+    return p
+
+
+def test_returns_the_grid_point_with_the_best_mean_reward():
+    p = _problem()
+    best, table = tune(p, "linucb", {"alpha": [0.0, 0.3, 3.0]}, seeds=[0, 1, 2])
+    assert list(table["alpha"]) == [0.0, 0.3, 3.0]  # grid order
+    # the table's means are the replays' means over the seeds
+    for _, row in table.iterrows():
+        runs = [
+            run_replay(p, "linucb", ReplayConfig(policy_kwargs={"alpha": row.alpha}), s)
+            for s in (0, 1, 2)
+        ]
+        assert row.mean_reward == pytest.approx(np.mean([r.summary["mean_reward"] for r in runs]))
+    top = table.loc[table.mean_reward.idxmax()]
+    assert best == {"alpha": top.alpha}
+    assert table["best"].sum() == 1 and bool(table.loc[table.mean_reward.idxmax(), "best"])
+    assert {"mean_reward_sd", "cost_fraction", "early_regret", "seeds"} <= set(table.columns)
+
+
+def test_a_clearly_better_setting_wins():
+    # two arms, arm1 always better: greedy (alpha 0) locks on arm0 (first tie), alpha 1 finds arm1
+    n = 200
+    from simulations.replay import Problem
+
+    p = Problem.from_arrays(np.ones((n, 1)), np.tile([0.2, 0.8], (n, 1)), np.ones((n, 2)))
+    best, table = tune(p, "linucb", {"alpha": [0.0, 1.0]}, seeds=[0, 1])
+    assert best == {"alpha": 1.0}
+    assert table.mean_reward.iloc[1] > table.mean_reward.iloc[0] + 0.4
+
+
+def test_prior_scale_is_tuned_for_prior_policies():
+    p = _problem(prior=True)
+    best, table = tune(p, "pilot", {"alpha": [0.3], "prior_scale": [1, 16]}, seeds=[0, 1])
+    assert set(best) == {"alpha", "prior_scale"} and len(table) == 2
+    # the knob really changes the run
+    assert table.mean_reward.iloc[0] != table.mean_reward.iloc[1]
+    w1 = build_policy(p, "pilot", 0).score(p.X[0]).width
+    w16 = build_policy(p, "pilot", 0, prior_scale=16).score(p.X[0]).width
+    np.testing.assert_allclose(w16, w1 / 4)
+
+
+def test_deterministic_for_the_same_seeds():
+    p = _problem(seed=1)
+    grid = {"epsilon": [0.05, 0.1, 0.2]}
+    a = tune(p, "epsilon-greedy", grid, seeds=[3, 4])
+    b = tune(p, "epsilon-greedy", grid, seeds=[3, 4])
+    assert a[0] == b[0]
+    pd.testing.assert_frame_equal(a[1], b[1])
+
+
+def test_in_processes_same_answer():
+    p = _problem(n=150, seed=2)
+    grid = {"v": [0.1, 0.5]}
+    a = tune(p, "lints", grid, seeds=[0, 1], workers=1)
+    b = tune(p, "lints", grid, seeds=[0, 1], workers=2)
+    assert a[0] == b[0]
+    pd.testing.assert_frame_equal(a[1], b[1])
+
+
+def test_budget_and_horizon_are_applied():
+    p = _problem()
+    _, table = tune(p, "linucb", {"alpha": [1.0]}, seeds=[0], budget_fraction=0.2, max_steps=100)
+    assert table.cost_fraction.iloc[0] <= 0.2 + 1e-9
+    ref = run_replay(p, "linucb", ReplayConfig(budget_fraction=0.2, max_steps=100), 0)
+    assert table.mean_reward.iloc[0] == pytest.approx(ref.summary["mean_reward"])
+
+
+@pytest.mark.parametrize("grid", [{}, {"alpha": []}, {"alpha": 0.3}, {"alpha": "0.3"}])
+def test_rejects_an_empty_or_malformed_grid(grid):
+    with pytest.raises(ConfigurationError, match="grid"):
+        tune(_problem(n=20), "linucb", grid, seeds=[0])
+
+
+def test_rejects_unknown_parameters_and_bad_values_before_running():
+    p = _problem(n=20)
+    with pytest.raises(ConfigurationError, match=r"takes no option.*'v'"):
+        tune(p, "linucb", {"v": [0.1]}, seeds=[0])
+    with pytest.raises(ConfigurationError, match="prior_scale applies to the prior policies"):
+        tune(p, "linucb", {"prior_scale": [4]}, seeds=[0])
+    with pytest.raises(ConfigurationError, match="alpha must be >= 0"):
+        tune(p, "linucb", {"alpha": [0.1, -1.0]}, seeds=[0])
+    with pytest.raises(ConfigurationError, match="needs a preference prior"):
+        tune(p, "pilot", {"alpha": [0.1]}, seeds=[0])
+    with pytest.raises(ConfigurationError, match="no hyper-parameters"):
+        tune(p, "random", {"alpha": [0.1]}, seeds=[0])
+    with pytest.raises(ConfigurationError, match="seed"):
+        tune(p, "linucb", {"alpha": [0.1]}, seeds=[])
+
+
+def test_default_grids_are_valid_and_small():
+    p = _problem(n=20, prior=True)
+    for policy, grid in DEFAULT_GRIDS.items():
+        points = grid_points(grid)
+        assert 1 <= len(points) <= 9
+        for point in points:
+            build_policy(p, policy, 0, **point)
+
+
+def test_prior_holdout_recovers_the_trainers_held_out_prompts():
+    from bandit_router.embeddings import make_embedder
+    from bandit_router.warm_start import train_prior_from_outcomes
+
+    rng = np.random.default_rng(0)
+    n = 60
+    topic = rng.integers(0, 2, n)
+    df = pd.DataFrame(
+        {
+            "sample_id": [f"s{i}" for i in range(n)],
+            "prompt": [f"task {i} about {'code' if t else 'poems'}" for i, t in enumerate(topic)],
+            "eval_name": ["t"] * n,
+            "coder": topic.astype(float),
+            "coder|total_cost": 0.01,
+            "writer": 1.0 - topic,
+            "writer|total_cost": 0.02,
+        }
+    )
+    table = OutcomeTable.from_frame(df)
+    art = train_prior_from_outcomes(df, make_embedder("hashing-32"), dim=4, progress=False)
+    fitted, held = prior_holdout(table, art)
+    assert fitted.n + held.n == n and held.n == art.metrics["n_test_prompts"]
+    assert not set(fitted.sample_ids) & set(held.sample_ids)
+    other = OutcomeTable.from_frame(df.assign(coder=1.0 - df.coder))
+    with pytest.raises(ConfigurationError, match="not the table this prior was trained on"):
+        prior_holdout(other, art)
