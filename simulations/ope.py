@@ -42,6 +42,7 @@ import pandas as pd
 
 from bandit_router.errors import InvalidInputError
 from bandit_router.policies.base import Policy
+from bandit_router.tables import read_table
 
 
 class LogFormatError(InvalidInputError):
@@ -99,20 +100,10 @@ class LoggedData:
 
 def read_log(path: str | Path) -> pd.DataFrame:
     """Read a decision log (``.csv``, ``.jsonl`` / ``.json`` lines, ``.parquet``)."""
-    p = Path(path)
-    if not p.exists():
-        raise LogFormatError(f"{p} does not exist; give the path of a decision log.")
-    s = p.suffix.lower()
     try:
-        if s == ".csv":
-            return pd.read_csv(p)
-        if s in (".jsonl", ".json", ".ndjson"):
-            return pd.read_json(p, lines=True)
-        if s in (".parquet", ".pq"):
-            return pd.read_parquet(p)
-    except ValueError as exc:
-        raise LogFormatError(f"cannot parse {p}: {exc}") from exc
-    raise LogFormatError(f"{p}: use a .csv, .jsonl or .parquet decision log.")
+        return read_table(path)
+    except InvalidInputError as exc:
+        raise LogFormatError(f"{exc} (a decision log: .csv, .jsonl or .parquet)") from None
 
 
 def log_from_frame(

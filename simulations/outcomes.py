@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from bandit_router.errors import InvalidInputError
+from bandit_router.tables import COST_SUFFIX, model_columns
+from bandit_router.tables import read_table as _read_table
 
-#: columns that are never model columns
-META_COLUMNS = ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to")
-COST_SUFFIX = "|total_cost"
+#: suffix of a model's logged answer column (ignored)
 RESPONSE_SUFFIX = "|model_response"
 
 
@@ -30,51 +30,10 @@ class OutcomeTableError(InvalidInputError):
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV, JSONL, Parquet or pickled DataFrame (RouterBench's ``.pkl``) by suffix."""
-    p = Path(path)
-    if not p.exists():
-        raise OutcomeTableError(f"{p} does not exist; give the path of an outcome table.")
-    suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     try:
-        if suffix in (".csv", ".csv.gz"):
-            return pd.read_csv(p)
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(p)
-        if suffix in (".pkl", ".pickle", ".pkl.gz"):
-            obj = pd.read_pickle(p)  # RouterBench ships pickled DataFrames; trusted input only
-            if not isinstance(obj, pd.DataFrame):
-                raise OutcomeTableError(
-                    f"{p} holds a {type(obj).__name__}, not a pandas DataFrame; RouterBench "
-                    "pickles are DataFrames in the wide layout."
-                )
-            return obj
-        if suffix in (".jsonl", ".json"):
-            return pd.read_json(p, lines=suffix == ".jsonl")
-    except OutcomeTableError:
-        raise
-    except Exception as exc:  # parser errors of pandas/pyarrow
-        raise OutcomeTableError(f"cannot read {p}: {exc}") from exc
-    raise OutcomeTableError(
-        f"{p}: unknown file type {p.suffix!r}; use .csv, .parquet, .pkl (RouterBench) or .jsonl."
-    )
-
-
-def model_columns(df: pd.DataFrame) -> list[str]:
-    """Model names of a wide table: the columns that have a ``<model>|total_cost`` twin,
-    or failing that every numeric column that is not metadata or a ``|`` column.
-
-    >>> df = pd.DataFrame({"prompt": ["q"], "m1": [1.0], "m1|total_cost": [0.1]})
-    >>> model_columns(df)
-    ['m1']
-    """
-    cols = [str(c) for c in df.columns]
-    with_cost = [c for c in cols if "|" not in c and f"{c}{COST_SUFFIX}" in cols]
-    if with_cost:
-        return with_cost
-    return [
-        c
-        for c in cols
-        if "|" not in c and c not in META_COLUMNS and pd.api.types.is_numeric_dtype(df[c])
-    ]
+        return _read_table(path, allow_pickle=True)  # RouterBench pickles: trusted input only
+    except InvalidInputError as exc:
+        raise OutcomeTableError(str(exc)) from None
 
 
 @dataclass

@@ -16,34 +16,9 @@ import numpy as np
 import pandas as pd
 
 from bandit_router.errors import InvalidInputError
+from bandit_router.tables import model_columns, read_table
 from bandit_router.warm_start.data import PreferenceData
-from bandit_router.warm_start.preferences import _turns_to_text, read_table
-
-#: columns of an outcome table that are not models
-META_COLUMNS = ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to", "dataset")
-
-
-def model_columns(df: pd.DataFrame) -> list[str]:
-    """The model (score) columns of an outcome table, in table order.
-
-    A model column is one with a ``<model>|total_cost`` companion; a table without cost
-    columns falls back to its numeric columns other than the metadata (``sample_id``,
-    ``prompt``, ``eval_name``...). Columns with a ``|`` are never models.
-
-    >>> df = pd.DataFrame({"sample_id": [1], "prompt": ["q"], "eval_name": ["t"], "m1": [1.0],
-    ...                    "m2": [0.0], "m1|total_cost": [0.1], "m2|total_cost": [0.2]})
-    >>> model_columns(df)
-    ['m1', 'm2']
-    """
-    cols = [str(c) for c in df.columns]
-    with_cost = [c for c in cols if "|" not in c and f"{c}|total_cost" in cols]
-    if with_cost:
-        return with_cost
-    return [
-        c
-        for c in cols
-        if "|" not in c and c not in META_COLUMNS and pd.api.types.is_numeric_dtype(df[c])
-    ]
+from bandit_router.warm_start.preferences import _turns_to_text
 
 
 def load_outcomes(path: str | Path) -> pd.DataFrame:
@@ -52,15 +27,7 @@ def load_outcomes(path: str | Path) -> pd.DataFrame:
     Pickles run code when loaded: only load pickles you trust (RouterBench's own files).
     """
     p = Path(path)
-    if p.suffix.lower() in (".pkl", ".pickle"):
-        if not p.exists():
-            raise InvalidInputError(f"{p} does not exist; check the path.")
-        obj = pd.read_pickle(p)
-        if not isinstance(obj, pd.DataFrame):
-            raise InvalidInputError(f"{p} does not hold a DataFrame but a {type(obj).__name__}.")
-        df = obj
-    else:
-        df = read_table(p)
+    df = read_table(p, allow_pickle=True)
     check_outcome_table(df, source=str(p))
     return df
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bandit_router.errors import InvalidInputError
+from bandit_router.tables import read_table
 from bandit_router.warm_start.data import PreferenceData
 
 #: how the ``winner`` column may spell each outcome (lower-cased, stripped)
@@ -37,49 +38,6 @@ WINNER_VALUES: dict[str, float] = {
     "tie_bothbad": 0.5,
 }
 ID_COLUMNS = ("prompt_id", "question_id", "id", "instruction_id")
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV, JSONL/JSON or Parquet file into a DataFrame, with clear errors.
-
-    >>> import tempfile, os
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     p = os.path.join(d, "x.csv")
-    ...     _ = open(p, "w").write("a,b\\n1,2\\n")
-    ...     read_table(p).shape
-    (1, 2)
-    """
-    p = Path(path)
-    if not p.exists():
-        raise InvalidInputError(f"{p} does not exist; check the path.")
-    if p.is_dir():
-        raise InvalidInputError(f"{p} is a directory; give a CSV, JSONL or Parquet file.")
-    suffix = "".join(s.lower() for s in p.suffixes[-2:])
-    try:
-        if suffix.endswith((".parquet", ".pq")):
-            df = pd.read_parquet(p)
-        elif suffix.endswith(".jsonl") or suffix.endswith(".ndjson"):
-            df = pd.read_json(p, lines=True)
-        elif suffix.endswith(".json"):
-            try:
-                df = pd.read_json(p)
-            except ValueError:
-                df = pd.read_json(p, lines=True)
-        elif suffix.endswith((".csv", ".csv.gz", ".tsv")):
-            df = pd.read_csv(p, sep="\t" if suffix.endswith(".tsv") else ",")
-        else:
-            raise InvalidInputError(
-                f"{p.name}: unknown file type {p.suffix!r}; use .csv, .jsonl or .parquet."
-            )
-    except pd.errors.EmptyDataError as exc:
-        raise InvalidInputError(f"{p} is empty; it needs a header row and data rows.") from exc
-    except (ValueError, OSError) as exc:
-        if isinstance(exc, InvalidInputError):
-            raise
-        raise InvalidInputError(f"cannot read {p}: {exc}") from exc
-    if len(df) == 0:
-        raise InvalidInputError(f"{p} has no data rows.")
-    return df
 
 
 def _turns_to_text(value: Any) -> str | None:
