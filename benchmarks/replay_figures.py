@@ -7,7 +7,9 @@ single model; the per-query oracle and the hindsight LP optimum as upper bounds)
   (mean and standard deviation over seeds);
 - ``docs/figures/replay_<name>_regret.png``: cumulative regret without a budget (mean and
   a band of one standard deviation), with the first 10% of the stream enlarged;
-- ``docs/figures/replay_summary.csv`` and ``replay_summary.md``: the numbers.
+- ``docs/figures/replay_summary.csv`` and ``replay_summary.md``: the numbers (tuned and
+  default hyper-parameters), ``replay_pilot_protocol.csv``: PILOT's learn-then-deploy
+  protocol, ``replay_info.json``: the priors' accuracy and the tuning (grids, tables, picks).
 
 Warm start: ``llmrouter`` trains the prior on ``outcomes_train.csv``; the RouteLLM tables
 have no training table, so a seeded held-out slice trains it (PILOT tunes on held-out
@@ -18,19 +20,21 @@ only by the prior; ``linucb (raw)`` on the raw 513-d embedding is drawn for refe
 Tuning (PILOT's protocol: hyper-parameters are chosen on a tuning set, never on what is
 replayed): every learning policy is tuned alike with ``simulations.tune`` over
 ``DEFAULT_GRIDS`` (alpha, v, epsilon; for pilot / pilot-ts also a multiplier of the prior
-strengths), by mean reward without a budget over ``--tune-seeds`` seeds, on
+strengths), by mean reward without a budget over ``--tune-seeds`` seeds (20), on
 
 - ``llmrouter``: the 20% of ``outcomes_train.csv`` the prior was *not* fitted on (the
   warm-start trainer's held-out prompts, 1,122 rows; ``simulations.tune.prior_holdout``),
   streams truncated to the test table's length (500);
 - ``gsm8k`` / ``mmlu``: a seeded slice of the rows left after the prior's share (300 /
-  1,000 rows), which is then not replayed.
+  1,000 rows), which is then not replayed;
+- in both cases without the rows whose prompt also occurs among the replayed rows (the
+  benchmarks repeat some prompts).
 
 The figures show the tuned policies; the tables also keep the default hyper-parameters
 (alpha 1, v 0.5, epsilon 0.1, learned lambda) on the same replay, and ``prior only`` (the
 prior's greedy choice, never updated) as a reference.
 
-Run (about 5 minutes on two cores once the embeddings are cached)::
+Run (about 2 minutes on two cores once the embeddings are cached)::
 
     python benchmarks/replay_figures.py --seeds 5
     python benchmarks/replay_figures.py --only gsm8k --seeds 2     # one table, quick
@@ -41,7 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,16 +125,21 @@ def prior_for(t: Table, cache: Path, seed: int):
     if t.train is not None:  # the rows of the training table the prior was not fitted on
         tuning = prior_holdout(source, art)[1]
         where = (
-            f"{tuning.n} rows of {t.train.name} held out by the prior's trainer "
-            f"(not fitted on; the prior was fitted on the other {source.n - tuning.n})"
+            f"rows of {t.train.name} held out by the prior's trainer (not fitted on; the "
+            f"prior was fitted on the other {source.n - tuning.n})"
         )
     else:  # a seeded slice of the rows left after the prior's share; not replayed
         tuning, replayed = replayed.split(t.tune_rows / replayed.n, seed=seed + 1)
-        where = (
-            f"{tuning.n} rows of {t.path.name} (seeded slice, disjoint from the prior's "
-            f"{source.n} rows and from the {replayed.n} replayed rows)"
-        )
-    return art, replayed, source.n, tuning, where
+        where = f"rows of {t.path.name} (a seeded slice, disjoint from the prior's {source.n})"
+    # a benchmark can repeat a prompt (llmrouter's train and test tables share 119 prompts
+    # of gpqa, human_eval and mbpp): the tuning rows keep none of the replayed prompts
+    seen = set(replayed.prompts)
+    keep = np.array([q not in seen for q in tuning.prompts])
+    where = (
+        f"{int(keep.sum())} {where}, without the {int((~keep).sum())} rows whose prompt is "
+        f"also among the {replayed.n} replayed rows"
+    )
+    return art, replayed, source.n, tuning.subset(keep), where
 
 
 def tune_policies(tuning, horizon: int, seeds: int, workers: int) -> dict:
@@ -246,6 +255,7 @@ def run_table(
         )
         if cfg["budget_fraction"] is None and (hp != "default" or r.policy == "linucb (raw)"):
             curves.setdefault(r.policy, []).append(r.steps["cumulative_regret"].to_numpy())
+    protocol = run_protocol(t.name, problem, tuned, workers)
     info = {
         "n_prior_rows": n_prior,
         "queries": table.n,
@@ -262,7 +272,81 @@ def run_table(
             "policies": tuned,
         },
     }
-    return pd.DataFrame(rows), {"curves": curves, "info": info}
+    return pd.DataFrame(rows), {"curves": curves, "info": info, "protocol": protocol}
+
+
+PROTOCOL_LEARN = 10 / 11  # PILOT: learn on 10/11 of the stream, deploy the last 1/11
+PROTOCOL_BUDGETS = [0.25, 0.5]
+PROTOCOL_SEEDS = 5
+
+
+def run_protocol(name: str, problem, tuned: dict, workers: int) -> pd.DataFrame:
+    """PILOT's protocol on the replayed stream: learn without a budget on the first 10/11,
+    deploy (budgeted, measured, still learning) on the last 1/11; tuned policies, the
+    defaults of pilot and linucb, prior only, random and the best single model."""
+    from simulations.replay import ReplayConfig
+    from simulations.sweep import RunSpec, run_sweep
+
+    specs, labels = [], []
+    for b in PROTOCOL_BUDGETS:
+        base = ReplayConfig(budget_fraction=b, learn_fraction=PROTOCOL_LEARN)
+        runs = [(pol, "tuned", tuned[pol]["best"]) for pol in TUNED]
+        runs += [("pilot", "default", {}), ("linucb", "default", {})]
+        runs += [("pilot", "prior only", PRIOR_ONLY), ("random", "none", {})]
+        runs += [("fixed:best", "none", {})]
+        for pol, lab, kw in runs:
+            cfg = replace(base, policy_kwargs=kw)
+            specs += [RunSpec(pol, s, cfg) for s in range(PROTOCOL_SEEDS)]
+            labels += [lab] * PROTOCOL_SEEDS
+    results = run_sweep(problem, specs, workers=workers, progress=False)
+    rows = []
+    for r, lab in zip(results, labels, strict=True):
+        s = r.summary
+        rows.append(
+            {
+                "table": name,
+                "policy": "prior only" if lab == "prior only" else r.policy,
+                "hyper_parameters": "none" if lab == "prior only" else lab,
+                "params": json.dumps(r.params["config"]["policy_kwargs"]),
+                "seed": r.seed,
+                "budget_fraction": r.params["config"]["budget_fraction"],
+                "learn_queries": s.get("learn_queries"),
+                "queries": s["queries"],
+                "mean_reward": s["mean_reward"],
+                "cost_fraction": s["cost_fraction"],
+                "quality_vs_most_expensive": s["quality_vs_most_expensive"],
+                "most_expensive_mean_reward": s["most_expensive_mean_reward"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def protocol_markdown(pf: pd.DataFrame) -> str:
+    lines = [
+        "\n### PILOT's protocol\n",
+        f"Learn without a budget on the first {PROTOCOL_LEARN:.3f} of each replayed stream, "
+        "deploy under the budget on the rest (measured there; the policy keeps learning); "
+        f"{PROTOCOL_SEEDS} seeds. Cells: mean reward ± sd / cost share / quality as a share of "
+        "the most expensive model on the deployment bucket.",
+    ]
+    for name, d in pf.groupby("table", sort=False):
+        lines.append(
+            f"\n**{name}** ({int(d.learn_queries.iloc[0])} learning + {int(d.queries.iloc[0])} "
+            "deployment queries)\n"
+        )
+        lines.append("| policy | " + " | ".join(f"B={b:g}" for b in PROTOCOL_BUDGETS) + " |")
+        lines.append("|---" * (len(PROTOCOL_BUDGETS) + 1) + "|")
+        for (pol, hp), g in d.groupby(["policy", "hyper_parameters"], sort=False):
+            cells = []
+            for b in PROTOCOL_BUDGETS:
+                q = g[g.budget_fraction == b]
+                cells.append(
+                    f"{q.mean_reward.mean():.3f}±{q.mean_reward.std():.3f} / "
+                    f"{q.cost_fraction.mean():.3f} / {q.quality_vs_most_expensive.mean():.1%}"
+                )
+            label = LABELS.get(pol, pol) + ("" if hp in ("none",) else f" ({hp})")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def plot_budget(df: pd.DataFrame, name: str, path: Path) -> None:
@@ -447,7 +531,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5, help="seeds (query orders) per setting")
     ap.add_argument("--workers", type=int, default=2, help="parallel processes")
     ap.add_argument("--only", nargs="*", help="table names to run (llmrouter, gsm8k, mmlu)")
-    ap.add_argument("--tune-seeds", type=int, default=10, help="seeds per grid point when tuning")
+    ap.add_argument("--tune-seeds", type=int, default=20, help="seeds per grid point when tuning")
     ap.add_argument("--out", type=Path, default=OUT, help="output folder for PNG/CSV/MD")
     ap.add_argument(
         "--cache",
@@ -458,7 +542,7 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     args.cache.mkdir(parents=True, exist_ok=True)
-    frames, infos = [], {}
+    frames, infos, protocols = [], {}, []
     for t in TABLES:
         if args.only and t.name not in args.only:
             continue
@@ -470,6 +554,7 @@ def main() -> None:
         plot_budget(df, t.name, args.out / f"replay_{t.name}_budget.png")
         plot_regret(extra["curves"], t.name, args.out / f"replay_{t.name}_regret.png")
         frames.append(df)
+        protocols.append(extra["protocol"])
         infos[t.name] = extra["info"]
     if not frames:
         return
@@ -483,7 +568,13 @@ def main() -> None:
     if info_path.exists():
         infos = {**json.loads(info_path.read_text()), **infos}
     info_path.write_text(json.dumps(infos, indent=1, default=str) + "\n")
-    md = summary_markdown(all_df, infos)
+    pcsv = args.out / "replay_pilot_protocol.csv"
+    pf = pd.concat(protocols, ignore_index=True)
+    if args.only and pcsv.exists():
+        old = pd.read_csv(pcsv)
+        pf = pd.concat([old[~old.table.isin(args.only)], pf], ignore_index=True)
+    pf.to_csv(pcsv, index=False)
+    md = summary_markdown(all_df, infos) + "\n" + protocol_markdown(pf)
     (args.out / "replay_summary.md").write_text(md + "\n")
     print(md)
 
