@@ -128,6 +128,69 @@ def emit(
 # ---- the command ---------------------------------------------------------------------------
 
 
+def _tuned_specs(
+    prepared: Any,
+    specs: list,
+    names: list[str],
+    base: Any,
+    tune_on: str,
+    tune_seeds: int,
+    train: Path | None,
+    seed: int,
+    embedder: str,
+    nan: str,
+    workers: int,
+    quiet: bool,
+) -> list:
+    """``--tune-on``: tune every policy with a grid on rows that are not replayed, then
+    replay the rest with each policy's chosen parameters (the problem shrinks for split:F)."""
+    from dataclasses import replace
+
+    from simulations.outcomes import load_outcomes
+    from simulations.replay import featurize_table
+    from simulations.tune import DEFAULT_GRIDS, tune, tuning_split
+
+    train_table = load_outcomes(train, nan="drop") if train is not None else None
+    tuning, rest, note = tuning_split(
+        tune_on,
+        prepared.table,
+        prior=prepared.prior,
+        train=train_table,
+        embedder=embedder,
+        seed=seed,
+        progress=not quiet,
+    )
+    if rest.n != prepared.table.n:  # split:F took rows away from the replay
+        problem = featurize_table(rest, embedder, prior=prepared.prior, progress=not quiet)
+        problem.info["prior_source"] = prepared.problem.info.get("prior_source")
+        prepared.problem, prepared.table = problem, rest
+    prepared.notes.append(note)
+    horizon = min(tuning.n, base.max_steps or prepared.problem.n)
+    best: dict[str, dict] = {}
+    for name in names:
+        if name not in DEFAULT_GRIDS:
+            prepared.notes.append(f"{name}: no tuning grid, run as given")
+            continue
+        best[name], _ = tune(
+            tuning,
+            name,
+            DEFAULT_GRIDS[name],
+            range(seed + 100, seed + 100 + tune_seeds),
+            base=base,
+            max_steps=horizon,
+            workers=workers,
+        )
+        prepared.notes.append(f"{name}: tuned {best[name]} (grid {DEFAULT_GRIDS[name]})")
+    return [
+        replace(
+            s, config=replace(s.config, policy_kwargs={**s.config.policy_kwargs, **best[s.policy]})
+        )
+        if s.policy in best
+        else s
+        for s in specs
+    ]
+
+
 def replay(
     table: Path = typer.Argument(
         ...,
@@ -207,6 +270,17 @@ def replay(
     nan: str = typer.Option(
         "error", "--nan", help="Rows with NaN scores/costs: error, drop or zero."
     ),
+    tune_on: str | None = typer.Option(
+        None,
+        "--tune-on",
+        help="Tune each policy's hyper-parameters first (simulations/tune.py grids, best mean "
+        "reward without a budget) on rows that are not replayed: split:F (a seeded share F of "
+        "TABLE, then not replayed), holdout (the --train rows the prior was not fitted on) or "
+        "another outcome table. Rows repeating a replayed prompt are dropped.",
+    ),
+    tune_seeds: int = typer.Option(
+        5, "--tune-seeds", min=1, help="Seeds per grid point when tuning (--tune-on)."
+    ),
     workers: int = typer.Option(2, "--workers", min=1, help="Parallel processes."),
     save_prior: Path | None = typer.Option(
         None, "--save-prior", help="Also write the trained prior to this file."
@@ -262,6 +336,21 @@ def replay(
         if budget is not None
         else grid(names, seeds_list, parse_fractions(budget_fraction), base=base)
     )
+    if tune_on is not None:
+        specs = _tuned_specs(
+            prepared,
+            specs,
+            names,
+            base,
+            tune_on,
+            tune_seeds,
+            train,
+            seed,
+            embedder,
+            nan,
+            workers,
+            as_json,
+        )
     results = run_sweep(
         prepared.problem, specs, workers=workers, progress=True, log_decisions=log is not None
     )

