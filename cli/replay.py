@@ -279,7 +279,7 @@ def replay(
         "another outcome table. Rows repeating a replayed prompt are dropped.",
     ),
     tune_seeds: int = typer.Option(
-        5, "--tune-seeds", min=1, help="Seeds per grid point when tuning (--tune-on)."
+        20, "--tune-seeds", min=1, help="Seeds per grid point when tuning (--tune-on)."
     ),
     workers: int = typer.Option(2, "--workers", min=1, help="Parallel processes."),
     save_prior: Path | None = typer.Option(
