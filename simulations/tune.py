@@ -60,10 +60,12 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
             raise ConfigurationError(
                 f"tuning grid: {key!r} needs a list of candidate values, got {values!r}."
             )
-        if len(list(values)) == 0:
+    values = {key: list(vals) for key, vals in grid.items()}  # generators are read once
+    for key, vals in values.items():
+        if not vals:
             raise ConfigurationError(f"tuning grid: {key!r} has no candidate values.")
-    keys = list(grid)
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+    keys = list(values)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values.values())]
 
 
 def tune(
@@ -94,14 +96,14 @@ def tune(
         raise ConfigurationError("tune needs at least one seed.")
     if policy.startswith("fixed") or policy == "random":
         raise ConfigurationError(f"policy {policy!r} has no hyper-parameters to tune.")
+    base = base or ReplayConfig()
     for point in points:  # unknown names and bad values fail here, before any run
         try:
-            build_policy(problem, policy, seeds[0], **point)
+            build_policy(problem, policy, seeds[0], **{**dict(base.policy_kwargs), **point})
         except ConfigurationError as exc:
             raise ConfigurationError(
                 f"tuning grid for {policy!r}: {point} is not a valid setting: {exc}"
             ) from exc
-    base = base or ReplayConfig()
     cfgs = [
         replace(
             base,

@@ -111,6 +111,10 @@ def test_rejects_unknown_parameters_and_bad_values_before_running():
         tune(p, "linucb", {"alpha": [0.1]}, seeds=[])
 
 
+def test_grid_values_may_be_any_iterable():
+    assert grid_points({"alpha": (a for a in (0.1, 1.0))}) == [{"alpha": 0.1}, {"alpha": 1.0}]
+
+
 def test_default_grids_are_valid_and_small():
     p = _problem(n=20, prior=True)
     for policy, grid in DEFAULT_GRIDS.items():
