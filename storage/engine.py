@@ -9,6 +9,8 @@ store sees the same data.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +69,7 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
         try:
             cursor.execute("PRAGMA foreign_keys=ON")
             if not memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _set_wal(cursor)
                 cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
@@ -76,3 +78,23 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN_MODE, "")
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch a file database to WAL, waiting out other openers.
+
+    Changing the journal mode needs an exclusive lock, and SQLite answers "database is
+    locked" at once instead of calling its busy handler when another process is opening or
+    migrating the same fresh file; retry until the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    delay = 0.01
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
