@@ -44,11 +44,10 @@ def demo(
     (five models, five task families). The expected quality of every model on every prompt
     is known, so regret is exact.
     """
+    from cli.replay import split_policies
     from simulations.demo_run import run_demo
 
-    names = [p.strip() for p in policies.split(",") if p.strip()]
-    if not names:
-        raise typer.BadParameter("give at least one policy name", param_hint="--policies")
+    names = split_policies([policies])
     store = None
     if save:
         from storage import open_store

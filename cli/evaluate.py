@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli.replay import _DB_HELP, parse_options, split_names
+from cli.replay import _DB_HELP, parse_options, split_names, split_policies
 
 _FORMAT = (
     "LOG is a CSV/JSONL/Parquet decision log, one decision per row: model (chosen), reward "
@@ -61,7 +61,7 @@ def evaluate(
     from bandit_router.policies import PRIOR_POLICIES, make_policy
     from simulations.ope import evaluate_candidate, log_from_frame, read_log
 
-    names = split_names(policy)
+    names = split_policies(policy)
     frame = read_log(log)
     arms = split_names([models]) if models else None
     art = None

@@ -32,6 +32,25 @@ def split_names(values: Sequence[str] | None) -> list[str]:
     return out
 
 
+def split_policies(values: Sequence[str] | None) -> list[str]:
+    """Policy names from ``-p`` options, checked against the registry before any work starts
+    (a typo should not cost an embedding pass or a prior's training first)."""
+    from bandit_router.errors import ConfigurationError
+    from bandit_router.policies import POLICY_CLASSES, policy_names
+
+    names = split_names(values)
+    if not names:
+        raise ConfigurationError("give at least one policy name (comma-separate several).")
+    unknown = [n for n in names if n not in POLICY_CLASSES or n == "fixed"]
+    unknown = [n for n in unknown if not (n.startswith("fixed:") and len(n) > 6)]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown policy {', '.join(unknown)}; choose from: {', '.join(policy_names())} "
+            "(fixed:best and fixed:expensive name the best and the dearest model of the table)."
+        )
+    return names
+
+
 def parse_fractions(text: str | None) -> list[float | None]:
     """``"0.1,0.25"`` -> ``[0.1, 0.25]``; None -> ``[None]`` (no budget)."""
     if text is None:
@@ -302,7 +321,7 @@ def replay(
     from simulations.replay import ReplayConfig
     from simulations.sweep import grid, run_sweep
 
-    names = split_names(policy)
+    names = split_policies(policy)
     if not names:
         raise typer.BadParameter("give at least one policy", param_hint="--policy")
     if budget is not None and budget_fraction is not None:

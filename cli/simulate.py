@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cli.replay import _DB_HELP, emit, parse_fractions, parse_options, split_names
+from cli.replay import _DB_HELP, emit, parse_fractions, parse_options, split_policies
 
 
 def register(app: typer.Typer) -> None:
@@ -65,7 +65,7 @@ def simulate(
     from simulations.sweep import grid, run_sweep
     from simulations.synthetic import make_synthetic_problem
 
-    names = split_names(policy)
+    names = split_policies(policy)
     if not names:
         raise typer.BadParameter("give at least one policy", param_hint="--policy")
     problem = make_synthetic_problem(env, n=queries, n_arms=arms, dim=dim, drift=drift, seed=seed)
