@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from bandit_router.errors import ConfigurationError
 from cli.app import app
+from tests.sim_tables import two_topic_table
 
 runner = CliRunner()
 
@@ -30,26 +31,7 @@ REQUIRED = {
 
 @pytest.fixture
 def table(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 80
-    topic = rng.integers(0, 2, n)
-    df = pd.DataFrame(
-        {
-            "sample_id": [f"q{i}" for i in range(n)],
-            "prompt": [
-                ("integrate the polynomial " if t else "write a haiku about ") + str(i)
-                for i, t in enumerate(topic)
-            ],
-            "eval_name": np.where(topic, "math", "poetry"),
-            "small": (topic == 0).astype(float),
-            "small|total_cost": np.full(n, 0.0001),
-            "large": np.ones(n),
-            "large|total_cost": np.full(n, 0.002),
-        }
-    )
-    path = tmp_path / "outcomes.csv"
-    df.to_csv(path, index=False)
-    return path
+    return two_topic_table(tmp_path, n=80, seed=0)[0]
 
 
 def json_lines(output: str) -> list[dict]:

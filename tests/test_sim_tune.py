@@ -14,6 +14,7 @@ from simulations.outcomes import OutcomeTable
 from simulations.replay import ReplayConfig, build_policy, run_replay
 from simulations.synthetic import make_synthetic_problem
 from simulations.tune import DEFAULT_GRIDS, grid_points, prior_holdout, tune
+from tests.sim_tables import two_topic_table
 
 
 def _problem(n: int = 300, seed: int = 0, prior: bool = False):
@@ -157,26 +158,7 @@ def test_prior_holdout_recovers_the_trainers_held_out_prompts():
 
 @pytest.fixture
 def outcome_csv(tmp_path):
-    rng = np.random.default_rng(1)
-    n = 120
-    topic = rng.integers(0, 2, n)
-    df = pd.DataFrame(
-        {
-            "sample_id": [f"q{i}" for i in range(n)],
-            "prompt": [
-                ("integrate the polynomial " if t else "write a haiku about ") + str(i)
-                for i, t in enumerate(topic)
-            ],
-            "eval_name": np.where(topic, "math", "poetry"),
-            "small": (topic == 0).astype(float),
-            "small|total_cost": np.full(n, 0.0001),
-            "large": np.ones(n),
-            "large|total_cost": np.full(n, 0.002),
-        }
-    )
-    path = tmp_path / "outcomes.csv"
-    df.to_csv(path, index=False)
-    return path, df
+    return two_topic_table(tmp_path, n=120, seed=1)
 
 
 def _cli(*args):
