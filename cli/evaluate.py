@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from cli.replay import _DB_HELP, parse_options, split_names, split_policies
+from cli.options import db_option
+from cli.replay import parse_options, split_names, split_policies
 
 _FORMAT = (
     "LOG is a CSV/JSONL/Parquet decision log, one decision per row: model (chosen), reward "
@@ -52,7 +53,7 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of the candidate and the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per candidate."),
     save: bool = typer.Option(True, "--save/--no-save", help="Save the estimates as runs."),
-    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    db: str | None = db_option(),
 ) -> None:
     """Off-policy estimates of a candidate policy's value on a decision log.
 

@@ -10,11 +10,7 @@ from typing import Any
 import typer
 
 from bandit_router.errors import ConfigurationError
-
-_DB_HELP = (
-    "Database URL or SQLite file for the runs (default: $BANDIT_ROUTER_DATABASE_URL, else "
-    "the SQLite file in the user's data directory)."
-)
+from cli.options import db_option, workers_option
 
 
 def register(app: typer.Typer) -> None:
@@ -300,7 +296,7 @@ def replay(
     tune_seeds: int = typer.Option(
         20, "--tune-seeds", min=1, help="Seeds per grid point when tuning (--tune-on)."
     ),
-    workers: int = typer.Option(2, "--workers", min=1, help="Parallel processes."),
+    workers: int = workers_option(),
     save_prior: Path | None = typer.Option(
         None, "--save-prior", help="Also write the trained prior to this file."
     ),
@@ -311,7 +307,7 @@ def replay(
     save: bool = typer.Option(
         True, "--save/--no-save", help="Save runs and curves to the database."
     ),
-    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    db: str | None = db_option(),
 ) -> None:
     """Replay an outcome table under bandit feedback and measure reward, cost and regret.
 

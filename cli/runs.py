@@ -21,6 +21,7 @@ import pandas as pd
 import typer
 
 from bandit_router.errors import BanditRouterError
+from cli.options import db_option
 
 runs_app = typer.Typer(
     help="Saved simulation runs (replay, simulate, evaluate): list, show, delete.",
@@ -31,10 +32,6 @@ regret_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_DB_HELP = (
-    "Database URL or SQLite file (default: $BANDIT_ROUTER_DATABASE_URL, else "
-    "bandit-router.db in the user's data directory)."
-)
 _KINDS = ("replay", "simulate", "evaluate")
 
 
@@ -158,7 +155,7 @@ def list_runs(
     as_json: bool = typer.Option(
         False, "--json", help="Print a JSON array (one object per run) instead of a table."
     ),
-    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    db: str | None = db_option(),
 ) -> None:
     """List saved runs, newest first: id, created, kind, policy, dataset, seed, budget, metrics."""
     from storage.config import display_url
@@ -206,7 +203,7 @@ def list_runs(
 @runs_app.command("show")
 def show_run(
     run_id: int = typer.Argument(..., help="Id of the run (see `bandit-router runs list`)."),
-    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    db: str | None = db_option(),
 ) -> None:
     """Print one run as JSON: metadata, parameters, summary metrics and number of steps."""
     with _open(db) as store:
@@ -218,7 +215,7 @@ def show_run(
 def delete_runs(
     run_ids: list[int] = typer.Argument(..., help="Ids of the runs to delete."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
-    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    db: str | None = db_option(),
 ) -> None:
     """Delete runs and their per-step curves."""
     with _open(db) as store:
@@ -396,7 +393,7 @@ def regret_show(
         help="Color the curves (default: only when writing to a terminal).",
         show_default=False,
     ),
-    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    db: str | None = db_option(),
 ) -> None:
     """Overlay the cumulative regret curves of several runs in the terminal, with a summary table."""
     records, steps, column = _load_curves(db, run_ids, budgeted)
@@ -504,7 +501,7 @@ def regret_export(
     ),
     title: str | None = typer.Option(None, "--title", help="Title of the PNG figure."),
     dpi: int = typer.Option(120, "--dpi", min=30, max=600, help="Resolution of the PNG file."),
-    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    db: str | None = db_option(),
 ) -> None:
     """Export the regret curves of several runs as a PNG figure and/or a long-format CSV."""
     if png is None and csv is None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from cli.replay import _DB_HELP, emit, parse_fractions, parse_options, split_policies
+from cli.options import db_option, workers_option
+from cli.replay import emit, parse_fractions, parse_options, split_policies
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +48,7 @@ def simulate(
     setting: list[str] = typer.Option(
         [], "--set", help="Policy option KEY=VALUE (e.g. forgetting=0.995); repeatable."
     ),
-    workers: int = typer.Option(2, "--workers", min=1, help="Parallel processes."),
+    workers: int = workers_option(),
     log: Path | None = typer.Option(
         None, "--log", help="Write the decision logs (JSONL or CSV) for `bandit-router evaluate`."
     ),
@@ -55,7 +56,7 @@ def simulate(
     save: bool = typer.Option(
         True, "--save/--no-save", help="Save runs and curves to the database."
     ),
-    db: str | None = typer.Option(None, "--db", help=_DB_HELP),
+    db: str | None = db_option(),
 ) -> None:
     """Run policies on a synthetic stream with known expected rewards (exact regret).
 
