@@ -40,3 +40,19 @@ class BudgetError(BanditRouterError, ValueError):
 
 class BudgetExhaustedError(BudgetError):
     """A reservation would exceed what is left of the user's budget."""
+
+
+class DecisionError(BanditRouterError, LookupError):
+    """Feedback names a decision that is unknown, expired, or already has other feedback."""
+
+
+class UnknownDecisionError(DecisionError):
+    """No decision has this id (or it belongs to another user)."""
+
+
+class DecisionExpiredError(DecisionError):
+    """The decision's feedback wait time is over; its reservation was settled."""
+
+
+class FeedbackConflictError(DecisionError):
+    """The decision already has feedback with another reward or cost."""
