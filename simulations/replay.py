@@ -476,16 +476,35 @@ def build_policy(problem: Problem, name: str, seed: int, **kwargs: Any) -> Polic
     return make_policy(name, problem.arms, problem.dim, seed=seed, **kw)
 
 
-_LP_CACHE: dict[tuple, tuple[float, np.ndarray]] = {}
+_LP_CACHE: dict[str, tuple[float, np.ndarray]] = {}
+_LP_CACHE_SIZE = 64
+
+
+def _lp_key(problem: Problem, budgets: np.ndarray) -> str:
+    """A content hash of what the hindsight LP depends on: expected rewards, costs, users
+    and per-user budgets (``id(problem)`` is reused once a problem is freed)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for arr in (problem.expected, problem.costs, budgets):
+        a = np.ascontiguousarray(arr, dtype=np.float64)
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    h.update("\x1f".join(map(str, problem.users)).encode("utf-8"))
+    return h.hexdigest()
 
 
 def _lp(problem: Problem, budgets: np.ndarray) -> tuple[float, np.ndarray]:
-    key = (id(problem), problem.n, tuple(np.round(budgets, 12)))
+    """``metrics.hindsight_lp`` of the problem under ``budgets``, cached by content."""
+    key = _lp_key(problem, budgets)
     if key not in _LP_CACHE:
+        if len(_LP_CACHE) >= _LP_CACHE_SIZE:
+            _LP_CACHE.pop(next(iter(_LP_CACHE)))
         _LP_CACHE[key] = metrics.hindsight_lp(
             problem.expected, problem.costs, budgets, users=problem.users
         )
-    return _LP_CACHE[key]
+    opt, per_query = _LP_CACHE[key]
+    return opt, per_query.copy()
 
 
 def _single_threaded_blas() -> Any:
