@@ -14,7 +14,9 @@ Records
                     expiry, and a ``feedback_id`` assigned by the log, strictly increasing in
                     commit order. It repeats the decision's model and context, so the
                     feedback table alone is the log that rebuilds the learned state
-                    (``snapshot + feedback_since(snapshot.last_feedback_id)``).
+                    (``snapshot + feedback_since(snapshot.last_feedback_id)``). An expired
+                    decision gets a record with ``is_default=True`` (its reward is the
+                    configured default reward, or None: no reward, the policy is not updated).
 ``Snapshot``        a policy state blob with the id of the last feedback folded into it.
 ``UserRecord``      a user and their budget.
 
@@ -47,7 +49,9 @@ class DecisionRecord:
 
     ``context`` has shape ``(d,)``; ``scores`` maps model -> {"mean", "width", "value"};
     ``created_at`` and ``expires_at`` are Unix seconds (feedback after ``expires_at`` is
-    refused and the reservation settles at the estimate).
+    refused and the reservation settles at the estimate). ``reserved`` is False for a user
+    without a budget: ``record`` then stores the decision without a ledger reservation and
+    ``add_feedback`` settles nothing.
 
     >>> r = DecisionRecord("0190", "alice", 0.0, "m", np.zeros(2), {}, 1.0, 0.01)
     >>> r.model, r.context.shape
@@ -68,6 +72,7 @@ class DecisionRecord:
     prior_id: str | None = None
     reason: str = "admitted"
     expires_at: float | None = None
+    reserved: bool = True
 
 
 @dataclass(frozen=True)
