@@ -181,16 +181,12 @@ def test_propensity_is_the_one_under_the_admitted_mask():
     mean = np.array([0.1, 0.2, 0.9, 1.0])
     state = AccountState("u", Budget(1.0), 0.0)
     props = {}
-    rng = np.random.default_rng(0)
     for _ in range(300):
-        # what EpsilonGreedy.score does: explore with probability epsilon, uniform values
-        explore = bool(rng.random() < 0.2)
-        value = rng.uniform(0.05, 1.0, 4) if explore else mean
-        s = ArmScores(ARMS[:4], mean, np.zeros(4), value, explore)
+        s = ArmScores(ARMS[:4], mean, np.zeros(4), mean)  # what EpsilonGreedy.score gives
         a = alloc.choose(pol, s, costs, state)
         assert a.arm != "d"
         props[a.arm] = a.decision.propensity
-    # three admitted models: epsilon / 3 each, plus 1 - epsilon for the best surplus (c)
+    # three candidates: epsilon / 3 each, plus 1 - epsilon for the best surplus (c)
     assert props["c"] == pytest.approx(0.2 / 3 + 0.8)
     assert props["a"] == pytest.approx(0.2 / 3)
     # the decision carries the policy's own scores, not the surplus

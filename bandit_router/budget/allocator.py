@@ -4,17 +4,20 @@ Each query is a class with one item per model (value = the policy's ``ArmScores.
 weight = the estimated cost); at most one item is taken. Per query the allocator
 
 1. keeps the *candidates*: allowed by the request, at most ``max_cost``, and at most what is
-   left of the budget (the hard guarantee: an unaffordable model is never chosen);
+   left of the budget and of the current bin (the hard guarantee: an unaffordable model is
+   never chosen);
 2. computes the ZCL price ``psi(z) = (U e / L)^z (L / e)`` on the committed share ``z`` of
-   the current bin's budget, and admits the candidates worth their price,
-   ``value - reward_low >= psi(z) * cost`` (value per dollar at least ``psi(z)``), that
-   also fit in what is left of the bin;
-3. lets the policy choose among the admitted ones on the surplus ``value - psi(z) * cost``
-   (``select="surplus"``, the default) or on the value itself (``select="value"``), through
-   ``policy.choose(scores, allowed=mask)`` so that the logged propensity is the one under
-   that mask;
-4. if no candidate is admitted, takes the fallback (the cheapest candidate by default); if
-   nothing is affordable at all, returns ``exhausted`` with the time the budget resets.
+   the current bin's budget; a candidate is *admitted* when it is worth its price,
+   ``value - reward_low >= psi(z) * cost`` (value per dollar at least ``psi(z)``);
+3. hands the policy a ``Selection`` (candidates, prices, fallback): the policy exploits the
+   admitted model with the best surplus ``value - psi(z) * cost`` (``select="surplus"``,
+   the default) or the best value (``select="value"``), and an exploring policy explores
+   uniformly among the candidates. The selection does not depend on the policy's random
+   draw, so the logged propensity is the probability of the model under the whole
+   decision (``Policy.action_probabilities``; ``Allocation.selection`` keeps it);
+4. if no candidate is admitted, the fallback is taken (the cheapest affordable model by
+   default, possibly outside the bin but never over the budget); if nothing is affordable
+   at all, returns ``exhausted`` with the time the budget resets.
 
 Bins (PILOT). With a known horizon (``Budget.expected_queries`` = Q), or an estimated one,
 the budget B is paced in ``bins`` bins of B / bins. ``sliding=False`` is PILOT's scheme:
@@ -35,7 +38,7 @@ threshold on the share of the whole budget (ZCL proper, no bins).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
@@ -43,14 +46,19 @@ import numpy as np
 from bandit_router.budget.ledger import AccountState, Ledger
 from bandit_router.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
 from bandit_router.policies.base import ArmScores, Decision, Policy
+from bandit_router.policies.selection import Selection
 
-REASONS = ("admitted", "fallback", "exhausted", "no_candidate")
+REASONS = ("admitted", "explored", "fallback", "exhausted", "no_candidate")
 
 
 class Allocation(NamedTuple):
     """The outcome of one budgeted decision.
 
-    ``decision`` is None when ``reason`` is ``"exhausted"`` (nothing affordable; see
+    ``reason`` is ``admitted`` (the chosen model cleared its price), ``explored`` (an
+    exploring step of the policy), ``fallback``, ``exhausted`` or ``no_candidate``;
+    ``selection`` is the ``Selection`` the policy chose under (None without a decision
+    attempt), from which ``policy.action_probabilities(scores, selection)`` gives every
+    model's probability. ``decision`` is None when ``reason`` is ``"exhausted"`` (nothing affordable; see
     ``resets_at``) or ``"no_candidate"`` (``allowed`` / ``max_cost`` exclude every
     affordable model, or the fallback is disabled). ``cost`` is the estimated USD of the
     chosen model (0 when none); ``threshold`` is the price ``psi(z)`` (value per USD) that
@@ -67,6 +75,7 @@ class Allocation(NamedTuple):
     threshold: float
     spent_share: float
     resets_at: float | None = None
+    selection: Selection | None = None
 
     @property
     def exhausted(self) -> bool:
@@ -75,10 +84,6 @@ class Allocation(NamedTuple):
     @property
     def arm(self) -> str | None:
         return None if self.decision is None else self.decision.arm
-
-
-def _propensity_of(d: Decision) -> Callable[[], float]:
-    return lambda: d.propensity
 
 
 class BudgetAllocator:
@@ -357,53 +362,49 @@ class BudgetAllocator:
         self._n_seen += 1
         z, bin_left = self._pace(state)
         psi = self.threshold(z)
-        # admitted: worth the price, fits what is left of the budget, the bin and max_cost
+        # candidates: allowed, and fit what is left of the budget, the bin and max_cost
         cap = remaining if bin_left >= remaining else bin_left
         if max_cost is not None and max_cost < cap:
             cap = float(max_cost)
         price = psi * c
         if self._lo != 0.0:
             price += self._lo
-        surplus = value - price  # value per query above the price of its cost
-        admitted = (surplus >= 0.0) & (c <= cap)
+        candidates = c <= cap
         mask = None
         if allowed is not None:
             if type(allowed) is np.ndarray and allowed.dtype == bool and allowed.shape == c.shape:
-                mask = allowed  # checked for "none allowed" below, off the hot path
+                mask = allowed
             else:
                 mask = policy.allowed_mask(allowed)
-            admitted &= mask
-        if admitted[int(admitted.argmax())]:
-            if self._surplus:
-                adj = ArmScores(
-                    scores.arms, scores.mean - price, scores.width, surplus, scores.explore
-                )
-                d = policy.choose(adj, allowed=admitted)
-                d = Decision(d.arm, d.index, scores, _propensity_of(d), d.explored)
-            else:
-                d = policy.choose(scores, allowed=admitted)
-            return Allocation(d, float(c[d.index]), "admitted", psi, z, state.resets_at)
-        # nothing admitted: the fallback among the affordable candidates, or an explicit outcome
-        if max_cost is None and mask is None and self.fallback == "cheapest":
-            k = int(c.argmin())  # affordable: cmin <= remaining was checked above
-            d = policy.choose(scores, allowed=self._one_hot(c.shape[0], k))
-            return Allocation(d, float(c[k]), "fallback", psi, z, state.resets_at)
-        if mask is not None and not mask[int(mask.argmax())]:
-            policy.allowed_mask(mask)  # raises: no model is allowed
-        afford = c <= remaining
-        cand = afford
-        if max_cost is not None:
-            cand = cand & (c <= float(max_cost))
-        if mask is not None:
-            cand = cand & mask
-        if not cand[int(cand.argmax())]:
-            why = "exhausted" if not afford[int(afford.argmax())] else "no_candidate"
-            return Allocation(None, 0.0, why, psi, z, state.resets_at)
-        k = self._fallback_index(policy, value, c, cand)
-        if k is None:
-            return Allocation(None, 0.0, "no_candidate", psi, z, state.resets_at)
-        d = policy.choose(scores, allowed=self._one_hot(c.shape[0], k))
-        return Allocation(d, float(c[d.index]), "fallback", psi, z, state.resets_at)
+            if not mask.any():
+                policy.allowed_mask(mask)  # raises: no model is allowed
+            candidates &= mask
+        # the fallback: among the affordable models (the whole budget, not just the bin)
+        if max_cost is None and mask is None:
+            fb = int(c.argmin()) if self.fallback == "cheapest" else None
+            afford = None
+        else:
+            fb = None
+            afford = c <= remaining
+            if max_cost is not None:
+                afford &= c <= float(max_cost)
+            if mask is not None:
+                afford &= mask
+            if not afford.any():
+                why = "exhausted" if not (c <= remaining).any() else "no_candidate"
+                return Allocation(None, 0.0, why, psi, z, state.resets_at)
+        if fb is None:
+            if afford is None:
+                afford = c <= remaining
+            fb = self._fallback_index(policy, scores.mean, c, afford)
+        sel = Selection(candidates, price, -1 if fb is None else fb, self._surplus)
+        admitted = sel.admitted(scores.value)
+        if fb is None and not admitted.any():
+            return Allocation(None, 0.0, "no_candidate", psi, z, state.resets_at, sel)
+        d = policy.choose(scores, sel)
+        k = d.index
+        reason = "explored" if d.explored else "admitted" if admitted[k] else "fallback"
+        return Allocation(d, float(c[k]), reason, psi, z, state.resets_at, sel)
 
     def _one_hot(self, K: int, k: int) -> np.ndarray:
         eye = self._eye

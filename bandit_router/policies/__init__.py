@@ -19,6 +19,7 @@ from bandit_router.policies.registry import (
     policy_names,
 )
 from bandit_router.policies.river_adapters import RiverExp3, RiverTS, RiverUCB
+from bandit_router.policies.selection import Selection
 from bandit_router.policies.simple import FixedPolicy, RandomPolicy
 from bandit_router.policies.state import load_state as from_state
 
@@ -39,6 +40,7 @@ __all__ = [
     "RiverExp3",
     "RiverTS",
     "RiverUCB",
+    "Selection",
     "from_state",
     "make_policy",
     "policy_names",

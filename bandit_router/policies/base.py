@@ -16,6 +16,7 @@ from bandit_router.errors import (
     UnknownArmError,
 )
 from bandit_router.policies.prior import ArmPrior
+from bandit_router.policies.selection import Selection
 
 
 class ArmScores:
@@ -23,12 +24,13 @@ class ArmScores:
 
     ``mean`` is the estimated reward, ``width`` the uncertainty (0 where a policy has none),
     ``value`` the index the policy maximises (UCB, a posterior draw, the mean...).
-    ``explore`` is True when the policy decided at scoring time to explore (epsilon-greedy:
-    ``value`` then holds uniform draws, so that a budget allocator reading it explores
-    among the models it can afford).
+
+    >>> s = ArmScores(["a", "b"], np.array([0.2, 0.5]), np.zeros(2), np.array([0.2, 0.5]))
+    >>> s.as_dict()["b"]["value"]
+    0.5
     """
 
-    __slots__ = ("arms", "explore", "mean", "value", "width")
+    __slots__ = ("arms", "mean", "value", "width")
 
     def __init__(
         self,
@@ -36,13 +38,11 @@ class ArmScores:
         mean: np.ndarray,
         width: np.ndarray,
         value: np.ndarray,
-        explore: bool = False,
     ):
         self.arms = arms
         self.mean = mean
         self.width = width
         self.value = value
-        self.explore = explore
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         return {
@@ -54,25 +54,33 @@ class ArmScores:
 class Decision:
     """The chosen arm with every arm's scores and the propensity of the choice.
 
-    ``propensity`` is the probability that the policy would pick this arm given the same
-    context and the same allowed set; it is computed on first access (Monte-Carlo for
-    Thompson sampling) so that a caller that does not log it does not pay for it.
+    ``propensity`` is the probability that the whole decision (the policy's randomness and
+    the allocator's selection together) picks this arm for the same context and state:
+    exact where a closed form exists, a Monte-Carlo estimate over ``mc_draws`` redraws for
+    Thompson sampling (computed on first access, so a caller that does not log it does not
+    pay for it); ``propensity_se`` is its standard error (0 when exact).
+
+    >>> d = Decision("a", 0, None, 0.25, mc_draws=400)
+    >>> d.propensity, round(d.propensity_se, 4)
+    (0.25, 0.0217)
     """
 
-    __slots__ = ("_propensity", "_propensity_fn", "arm", "explored", "index", "scores")
+    __slots__ = ("_propensity", "_propensity_fn", "arm", "explored", "index", "mc_draws", "scores")
 
     def __init__(
         self,
         arm: str,
         index: int,
-        scores: ArmScores,
+        scores: ArmScores | None,
         propensity: float | Callable[[], float],
         explored: bool = False,
+        mc_draws: int = 0,
     ):
         self.arm = arm
         self.index = index
         self.scores = scores
         self.explored = explored
+        self.mc_draws = int(mc_draws)
         if callable(propensity):
             self._propensity = None
             self._propensity_fn = propensity
@@ -86,6 +94,14 @@ class Decision:
             self._propensity = float(self._propensity_fn())
             self._propensity_fn = None
         return self._propensity
+
+    @property
+    def propensity_se(self) -> float:
+        """Standard error of ``propensity`` (0 for an exact probability)."""
+        if self.mc_draws <= 0:
+            return 0.0
+        p = self.propensity
+        return math.sqrt(max(p * (1.0 - p), 0.0) / self.mc_draws)
 
     def __repr__(self) -> str:
         return f"Decision(arm={self.arm!r}, propensity={self.propensity:.3f})"
@@ -129,6 +145,7 @@ class Policy(ABC):
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.n_updates = 0
+        self._everything: Selection | None = None
 
     # ---- arms -----------------------------------------------------------------------
     @property
@@ -214,6 +231,22 @@ class Policy(ABC):
             raise InvalidInputError("no model is allowed for this query; allow at least one.")
         return mask
 
+    def selection(self, allowed: Iterable[str] | np.ndarray | Selection | None) -> Selection:
+        """The ``Selection`` of a choice: an allocator's, or one built from an allowed set."""
+        if isinstance(allowed, Selection):
+            if allowed.n_arms != self.n_arms:
+                raise DimensionMismatchError(
+                    f"selection covers {allowed.n_arms} models, the policy has {self.n_arms}."
+                )
+            return allowed
+        mask = self.allowed_mask(allowed)
+        if mask is None:
+            sel = self._everything
+            if sel is None or sel.n_arms != self.n_arms:
+                sel = self._everything = Selection.everything(self.n_arms)
+            return sel
+        return Selection.among(mask)
+
     # ---- the bandit -----------------------------------------------------------------
     @abstractmethod
     def score(self, x: np.ndarray) -> ArmScores:
@@ -221,13 +254,43 @@ class Policy(ABC):
 
     @abstractmethod
     def choose(
-        self, scores: ArmScores, allowed: Iterable[str] | np.ndarray | None = None
+        self, scores: ArmScores, allowed: Iterable[str] | np.ndarray | Selection | None = None
     ) -> Decision:
-        """Pick one arm from ``scores`` among the ``allowed`` ones (all if None)."""
+        """Pick one arm from ``scores`` under ``allowed``: an allowed set of names, a boolean
+        mask ``(K,)``, an allocator's ``Selection``, or None (every arm)."""
 
-    def decide(self, x: np.ndarray, allowed: Iterable[str] | np.ndarray | None = None) -> Decision:
+    @abstractmethod
+    def action_probabilities(
+        self, scores: ArmScores, allowed: Iterable[str] | np.ndarray | Selection | None = None
+    ) -> np.ndarray:
+        """Probability of each arm under ``choose(scores, allowed)``, shape ``(K,)``.
+
+        For policies whose ``score`` draws (Thompson sampling) the probability is over that
+        draw too (the values in ``scores`` are then not used, only mean and width). The one
+        function that logging (``Decision.propensity``) and off-policy evaluation share.
+        """
+
+    def decide(
+        self, x: np.ndarray, allowed: Iterable[str] | np.ndarray | Selection | None = None
+    ) -> Decision:
         """Score and choose in one call."""
         return self.choose(self.score(x), allowed)
+
+    def _epsilon_choice(self, scores: ArmScores, sel: Selection, epsilon: float) -> Decision:
+        """Explore uniformly over ``sel``'s pool with probability ``epsilon``, else exploit
+        ``scores.value``; the propensity is the exact mixture probability."""
+        best = sel.exploit(scores.value)
+        if epsilon <= 0.0:
+            if best < 0:
+                raise InvalidInputError("no model clears its price and there is no fallback.")
+            return Decision(self._arms[best], best, scores, 1.0)
+        explored = bool(self.rng.random() < epsilon)
+        pool = sel.explore_pool()
+        k = int(pool[self.rng.integers(pool.size)]) if explored else best
+        if k < 0:
+            raise InvalidInputError("no model clears its price and there is no fallback.")
+        p = (epsilon / pool.size if bool((pool == k).any()) else 0.0) + (1.0 - epsilon if k == best else 0.0)
+        return Decision(self._arms[k], k, scores, p, explored=explored)
 
     @abstractmethod
     def update(self, arm: str, x: np.ndarray, reward: float) -> None:

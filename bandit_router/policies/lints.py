@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from bandit_router.errors import ConfigurationError
+from bandit_router.errors import ConfigurationError, InvalidInputError
 from bandit_router.policies.base import ArmScores, Decision
 from bandit_router.policies.linear import LinearPolicy
 
@@ -41,6 +41,7 @@ class LinTS(LinearPolicy):
         self.v = float(v)
         self.n_mc = int(n_mc)
         self._n_decisions = 0
+        self._mc_rng: np.random.Generator | None = None
 
     def score(self, x: np.ndarray) -> ArmScores:
         mean, width = self._mean_width(x)
@@ -49,22 +50,33 @@ class LinTS(LinearPolicy):
         return ArmScores(self._arms, mean, sd, value)
 
     def choose(self, scores: ArmScores, allowed=None) -> Decision:
-        mask = self.allowed_mask(allowed)
-        value = scores.value if mask is None else np.where(mask, scores.value, -np.inf)
-        k = int(value.argmax())
+        sel = self.selection(allowed)
+        k = sel.exploit(scores.value)
+        if k < 0:
+            raise InvalidInputError("no model clears its price and there is no fallback.")
         self._n_decisions += 1
         seed = (self.seed if self.seed is not None else 0, self._n_decisions)
-        n_mc = self.n_mc
 
         def propensity() -> float:
-            rng = np.random.default_rng(seed)
-            draws = scores.mean + scores.width * rng.standard_normal((n_mc, len(scores.mean)))
-            if mask is not None:
-                draws[:, ~mask] = -np.inf
-            wins = int((draws.argmax(axis=1) == k).sum())
-            return max(wins, 1) / n_mc
+            p = self._mc_probabilities(scores, sel, np.random.default_rng(seed))
+            return max(float(p[k]), 1.0 / self.n_mc)  # k was drawn: its probability is > 0
 
-        return Decision(self._arms[k], k, scores, propensity)
+        return Decision(self._arms[k], k, scores, propensity, mc_draws=self.n_mc)
+
+    def action_probabilities(self, scores: ArmScores, allowed=None, rng=None) -> np.ndarray:
+        """Monte-Carlo estimate over ``n_mc`` redraws of the posterior values, through the
+        same selection as ``choose`` (standard error ``sqrt(p (1 - p) / n_mc)``)."""
+        if rng is None:
+            if self._mc_rng is None:
+                self._mc_rng = np.random.default_rng((self.seed or 0, 0x5EED))
+            rng = self._mc_rng
+        return self._mc_probabilities(scores, self.selection(allowed), rng)
+
+    def _mc_probabilities(self, scores: ArmScores, sel, rng: np.random.Generator) -> np.ndarray:
+        K = len(scores.mean)
+        draws = scores.mean + scores.width * rng.standard_normal((self.n_mc, K))
+        ks = sel.exploit_many(draws)
+        return np.bincount(ks[ks >= 0], minlength=K)[:K] / self.n_mc
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "v": self.v, "n_mc": self.n_mc}

@@ -15,7 +15,7 @@ class LinUCB(LinearPolicy):
     """Picks the arm maximising ``x' theta_a + alpha * sqrt(x' A_a^-1 x)``.
 
     Deterministic (propensity 1) unless ``epsilon`` > 0, an exploration floor that picks
-    uniformly among the allowed arms with that probability.
+    uniformly among the candidate models (allowed and affordable) with that probability.
 
     >>> import numpy as np
     >>> pol = LinUCB(["small", "large"], dim=2, alpha=0.5, seed=0)
@@ -45,7 +45,11 @@ class LinUCB(LinearPolicy):
         return ArmScores(self._arms, mean, width, value)
 
     def choose(self, scores: ArmScores, allowed=None) -> Decision:
-        return self._greedy_choice(scores, allowed, self.epsilon)
+        return self._epsilon_choice(scores, self.selection(allowed), self.epsilon)
+
+    def action_probabilities(self, scores: ArmScores, allowed=None) -> np.ndarray:
+        sel = self.selection(allowed)
+        return sel.mixture(sel.exploit(scores.value), self.epsilon)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "alpha": self.alpha, "epsilon": self.epsilon}

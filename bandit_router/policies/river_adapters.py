@@ -6,12 +6,13 @@ compares contextual routing against.
 
 from __future__ import annotations
 
+import math
 import pickle
 from typing import Any, ClassVar
 
 import numpy as np
 
-from bandit_router.errors import ConfigurationError, StateError
+from bandit_router.errors import ConfigurationError, InvalidInputError, StateError
 from bandit_router.policies.base import ArmScores, Decision, Policy
 
 
@@ -56,16 +57,38 @@ class RiverPolicy(Policy):
         mean = self._means()
         return ArmScores(self._arms, mean, np.zeros(self.n_arms), mean.copy())
 
-    def choose(self, scores: ArmScores, allowed=None) -> Decision:
-        mask = self.allowed_mask(allowed)
-        pool = (
-            self.arms if mask is None else [a for a, ok in zip(self._arms, mask, strict=True) if ok]
-        )
-        arm = self.model.pull(pool)
-        return Decision(arm, self._index[arm], scores, self._propensity(arm, pool))
+    def _pool(self, scores: ArmScores, allowed) -> list[str]:
+        """The models river picks among: the admitted ones (their mean clears the price),
+        else the fallback alone."""
+        sel = self.selection(allowed)
+        ok = sel.admitted(scores.value)
+        if not ok.any():
+            if sel.fallback < 0:
+                raise InvalidInputError("no model clears its price and there is no fallback.")
+            return [self._arms[sel.fallback]]
+        return [a for a, good in zip(self._arms, ok, strict=True) if good]
 
-    def _propensity(self, arm: str, pool: list[str]) -> float:
-        return 1.0
+    def choose(self, scores: ArmScores, allowed=None) -> Decision:
+        pool = self._pool(scores, allowed)
+        p = self._pool_probabilities(pool)
+        arm = self.model.pull(pool)
+        return Decision(
+            arm, self._index[arm], scores, p[pool.index(arm)], mc_draws=self._mc_draws(pool)
+        )
+
+    def action_probabilities(self, scores: ArmScores, allowed=None) -> np.ndarray:
+        pool = self._pool(scores, allowed)
+        out = np.zeros(self.n_arms)
+        for a, q in zip(pool, self._pool_probabilities(pool), strict=True):
+            out[self._index[a]] = q
+        return out
+
+    def _pool_probabilities(self, pool: list[str]) -> np.ndarray:
+        """Probability of each model of ``pool`` under river's ``pull(pool)``."""
+        raise NotImplementedError
+
+    def _mc_draws(self, pool: list[str]) -> int:
+        return 0
 
     def update(self, arm: str, x: np.ndarray, reward: float) -> None:
         self.arm_index(arm)
@@ -108,9 +131,21 @@ class RiverUCB(RiverPolicy):
 
         return bandit.UCB(delta=self.delta, seed=self._seed_int)
 
-    def _propensity(self, arm: str, pool: list[str]) -> float:
-        untried = [a for a in pool if a not in self.model._rewards]
-        return 1.0 / len(untried) if arm in untried else 1.0
+    def _pool_probabilities(self, pool: list[str]) -> np.ndarray:
+        # river's UCB: untried models have an infinite bound; ties are broken uniformly
+        m = self.model
+        if len(pool) == 1:
+            return np.ones(1)
+        bounds = np.array(
+            [
+                math.inf
+                if (r := m._rewards.get(a)) is None
+                else r.get() + m.delta * math.sqrt(2 * math.log(m._n) / m._counts[a])
+                for a in pool
+            ]
+        )
+        top = bounds == bounds.max()
+        return top / top.sum()
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "delta": self.delta}
@@ -123,6 +158,7 @@ class RiverTS(RiverPolicy):
 
     def __init__(self, arms, dim: int, *, n_mc: int = 512, **kwargs: Any):
         self.n_mc = int(n_mc)
+        self._n_mc_calls = 0
         super().__init__(arms, dim, **kwargs)
 
     def _make(self):
@@ -130,16 +166,23 @@ class RiverTS(RiverPolicy):
 
         return bandit.ThompsonSampling(reward_obj=proba.Beta(), seed=self._seed_int)
 
-    def _propensity(self, arm: str, pool: list[str]) -> float:
-        rng = np.random.default_rng((self._seed_int, self.model._n))
+    def _pool_probabilities(self, pool: list[str]) -> np.ndarray:
+        # Monte-Carlo over the Beta posteriors river draws from (the draw is river's own)
+        if len(pool) == 1:
+            return np.ones(1)
+        self._n_mc_calls += 1  # a fresh Monte-Carlo stream per decision: errors average out
+        rng = np.random.default_rng((self._seed_int, self._n_mc_calls))
         ab = []
         for a in pool:
             obj = self.model._rewards.get(a)
             ab.append((obj.alpha, obj.beta) if obj is not None else (1.0, 1.0))
         ab_arr = np.asarray(ab)
         draws = rng.beta(ab_arr[:, 0], ab_arr[:, 1], size=(self.n_mc, len(pool)))
-        wins = int((draws.argmax(axis=1) == pool.index(arm)).sum())
-        return max(wins, 1) / self.n_mc
+        wins = np.bincount(draws.argmax(axis=1), minlength=len(pool))
+        return np.maximum(wins, 1) / self.n_mc
+
+    def _mc_draws(self, pool: list[str]) -> int:
+        return self.n_mc if len(pool) > 1 else 0
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "n_mc": self.n_mc}
@@ -159,8 +202,12 @@ class RiverExp3(RiverPolicy):
 
         return bandit.Exp3(gamma=self.gamma, seed=self._seed_int)
 
-    def _propensity(self, arm: str, pool: list[str]) -> float:
-        return float(self.model._probabilities[arm])
+    def _pool_probabilities(self, pool: list[str]) -> np.ndarray:
+        # river's Exp3 over the offered pool: (1 - gamma) w / sum w + gamma / |pool|
+        m = self.model
+        w = np.array([m._weights[a] for a in pool], dtype=np.float64)
+        p = (1.0 - m.gamma) * w / w.sum() + m.gamma / len(pool)
+        return np.minimum(p, 1.0)
 
     def update(self, arm: str, x: np.ndarray, reward: float) -> None:
         self.arm_index(arm)

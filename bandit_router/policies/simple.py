@@ -6,17 +6,20 @@ from typing import Any
 
 import numpy as np
 
-from bandit_router.errors import ConfigurationError
+from bandit_router.errors import ConfigurationError, InvalidInputError
 from bandit_router.policies.base import ArmScores, Decision, Policy
 
 
 class RandomPolicy(Policy):
-    """Uniform over the allowed arms; learns nothing.
+    """Uniform over the candidate models (allowed, and under a budget affordable within the
+    allocator's cap; the fallback alone when none is); learns nothing.
 
     >>> import numpy as np
     >>> pol = RandomPolicy(["a", "b", "c"], dim=2, seed=0)
     >>> round(pol.decide(np.zeros(2)).propensity, 3)
     0.333
+    >>> pol.action_probabilities(pol.score(np.zeros(2)), ["a", "c"]).tolist()
+    [0.5, 0.0, 0.5]
     """
 
     name = "random"
@@ -24,14 +27,20 @@ class RandomPolicy(Policy):
     def score(self, x: np.ndarray) -> ArmScores:
         self.check_context(x)
         z = np.zeros(self.n_arms)
-        return ArmScores(self._arms, z, z, self.rng.random(self.n_arms))
+        return ArmScores(self._arms, z, z, z)
 
     def choose(self, scores: ArmScores, allowed=None) -> Decision:
-        mask = self.allowed_mask(allowed)
-        value = scores.value if mask is None else np.where(mask, scores.value, -np.inf)
-        k = int(value.argmax())
-        n_ok = self.n_arms if mask is None else int(mask.sum())
-        return Decision(self._arms[k], k, scores, 1.0 / n_ok, explored=True)
+        pool = self.selection(allowed).explore_pool()
+        if pool.size == 0:
+            raise InvalidInputError("no model is a candidate for this query.")
+        k = int(pool[self.rng.integers(pool.size)])
+        return Decision(self._arms[k], k, scores, 1.0 / pool.size, explored=True)
+
+    def action_probabilities(self, scores: ArmScores, allowed=None) -> np.ndarray:
+        pool = self.selection(allowed).explore_pool()
+        p = np.zeros(self.n_arms)
+        p[pool] = 1.0 / max(pool.size, 1)
+        return p
 
     def update(self, arm: str, x: np.ndarray, reward: float) -> None:
         self.arm_index(arm)
@@ -66,10 +75,14 @@ class FixedPolicy(Policy):
         return ArmScores(self._arms, z, z, value)
 
     def choose(self, scores: ArmScores, allowed=None) -> Decision:
-        mask = self.allowed_mask(allowed)
-        value = scores.value if mask is None else np.where(mask, scores.value, -np.inf)
-        k = int(value.argmax())
+        k = self.selection(allowed).exploit(scores.value)
+        if k < 0:
+            raise InvalidInputError("no model clears its price and there is no fallback.")
         return Decision(self._arms[k], k, scores, 1.0)
+
+    def action_probabilities(self, scores: ArmScores, allowed=None) -> np.ndarray:
+        sel = self.selection(allowed)
+        return sel.mixture(sel.exploit(scores.value), 0.0)
 
     def update(self, arm: str, x: np.ndarray, reward: float) -> None:
         self.arm_index(arm)
