@@ -8,13 +8,14 @@ from pathlib import Path
 import typer
 
 from cli.options import db_option
-from cli.replay import parse_options, split_names, split_policies
+from cli.replay import split_names, split_policies
 
 _FORMAT = (
     "LOG is a CSV/JSONL/Parquet decision log, one decision per row: model (chosen), reward "
     "in [0, 1], propensity (of that choice under the logging policy, in (0, 1]) and either "
     "context (the featurized context as a JSON list) or prompt (the query text). "
-    "`bandit-router replay/simulate --log FILE` write this format."
+    "`bandit-router replay/simulate --log FILE` write this format, with a run column: a log "
+    "that mixes runs is evaluated one run at a time (--run NAME, or --run all)."
 )
 
 
@@ -49,6 +50,13 @@ def evaluate(
     clip: float | None = typer.Option(
         None, "--clip", min=1.0, help="Cap on importance weights (default: none)."
     ),
+    run: list[str] = typer.Option(
+        [],
+        "--run",
+        help="Logging run(s) to evaluate on (the log's run column, e.g. random/s0); repeat "
+        "or comma-separate; 'all' evaluates every run separately. Needed when the log "
+        "mixes runs.",
+    ),
     setting: list[str] = typer.Option([], "--set", help="Policy option KEY=VALUE; repeatable."),
     seed: int = typer.Option(0, "--seed", help="Seed of the candidate and the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per candidate."),
@@ -60,16 +68,35 @@ def evaluate(
     IPS, self-normalised IPS and doubly robust, with bootstrap intervals.
     """
     from bandit_router.policies import PRIOR_POLICIES, make_policy
-    from simulations.ope import evaluate_candidate, log_from_frame, read_log
+    from cli.checks import (
+        check_fixed_models,
+        check_input_file,
+        load_prior_file,
+        policy_settings,
+        usage_errors,
+    )
+    from simulations.ope import evaluate_candidate, log_from_frame, read_log, select_runs
 
+    # every option is checked before a prompt is embedded or a candidate run
     names = split_policies(policy)
+    settings, notes = policy_settings(names, setting)
+    needs_prior = [n for n in names if n in PRIOR_POLICIES]
+    if needs_prior and prior is None:
+        raise typer.BadParameter(
+            f"{', '.join(needs_prior)} need(s) --prior FILE (a prior from "
+            "`bandit-router warm-start`)",
+            param_hint="--policy",
+        )
+    art = load_prior_file(prior) if prior is not None else None
+    check_input_file(log, "LOG")
     frame = read_log(log)
-    arms = split_names([models]) if models else None
-    art = None
-    if prior is not None:
-        from simulations.pipeline import load_prior
-
-        art = load_prior(prior)
+    with usage_errors("--run"):
+        runs = select_runs(frame, split_names(run), source=str(log))
+    with usage_errors("LOG"):
+        if "model" not in frame.columns:
+            log_from_frame(frame, source=str(log))  # names the missing columns
+    arms = split_names([models]) if models else sorted(frame["model"].astype(str).unique())
+    check_fixed_models(names, arms, where=f"{log} (--models)")
 
     def featurize(prompts: list[str]):
         from bandit_router.embeddings import make_embedder
@@ -79,67 +106,114 @@ def evaluate(
         f = art.featurizer() if art is not None else Featurizer(emb.dim)
         return f.transform(emb.embed(prompts))
 
-    data = log_from_frame(frame, arms=arms, featurize=featurize, source=str(log))
-    kw = parse_options(setting)
+    with usage_errors("LOG"):
+        logged = {
+            label: log_from_frame(
+                rows,
+                arms=arms,
+                featurize=featurize,
+                source=str(log) if label == "log" else f"{log} (run {label})",
+            )
+            for label, rows in runs.items()
+        }
     records = []
-    for name in names:
-        extra = dict(kw)
-        if name in PRIOR_POLICIES:
-            if art is None:
-                raise typer.BadParameter(f"{name} needs --prior FILE", param_hint="--policy")
-            extra["priors"] = art.priors(data.arms)
-        pol = make_policy(name, data.arms, data.X.shape[1], seed=seed, **extra)
-        out = evaluate_candidate(
-            pol,
-            data,
-            learn=learn,
-            bootstrap=bootstrap,
-            level=level,
-            clip=clip,
-            seed=seed,
-            progress=not as_json,
-        )
-        out["policy"] = name
-        run_id = None
-        if save:
-            from storage import open_store
+    for label, data in logged.items():
+        for name in names:
+            extra = dict(settings[name])
+            if name in PRIOR_POLICIES:
+                extra["priors"] = art.priors(data.arms)
+            scale = extra.pop("prior_scale", None)
+            if scale is not None:
+                from bandit_router.policies import ArmPrior
 
-            store = open_store(db)
-            try:
-                run_id = store.runs.create(
-                    "evaluate",
-                    name,
-                    str(log),
-                    seed,
-                    params={
-                        "learn": learn,
-                        "bootstrap": bootstrap,
-                        "level": level,
-                        "clip": clip,
-                        "policy_kwargs": kw,
-                    },
-                )
-                store.runs.finish(run_id, out)
-            finally:
-                store.close()
-        out["run_id"] = run_id
-        records.append(out)
+                extra["priors"] = {
+                    a: ArmPrior(p.theta0, p.strength * float(scale))
+                    for a, p in extra["priors"].items()
+                }
+            pol = make_policy(name, data.arms, data.X.shape[1], seed=seed, **extra)
+            out = evaluate_candidate(
+                pol,
+                data,
+                learn=learn,
+                bootstrap=bootstrap,
+                level=level,
+                clip=clip,
+                seed=seed,
+                progress=not as_json,
+            )
+            out["policy"] = name
+            out["run"] = label
+            out["run_id"] = _save(
+                save, db, log, label, name, seed, out, learn, bootstrap, level, clip, settings[name]
+            )
+            records.append(out)
     if as_json:
         for r in records:
             typer.echo(json.dumps(r))
         return
-    typer.echo(
-        f"{data.n} logged decisions, {data.n_arms} models; logged mean reward "
-        f"{records[0]['logged_value']:.3f}"
-    )
-    typer.echo(
-        f"{'policy':<18} {'estimator':<6} {'value':>7}  {int(level * 100)}% interval   "
-        f"{'ESS':>7} {'max w':>7}"
-    )
-    for r in records:
-        for e in r["estimates"].values():
-            typer.echo(
-                f"{r['policy']:<18} {e['estimator']:<6} {e['value']:>7.3f}  "
-                f"[{e['lo']:.3f}, {e['hi']:.3f}]   {r['effective_sample_size']:>7.0f} "
-                f"{r['max_weight']:>7.1f}"
-            )
+    for note in notes:
+        typer.echo(f"note: {note}")
+    for label, data in logged.items():
+        rows = [r for r in records if r["run"] == label]
+        typer.echo(
+            f"{'' if label == 'log' else f'logging run {label}: '}{data.n} logged decisions, "
+            f"{data.n_arms} models; logged mean reward {rows[0]['logged_value']:.3f}"
+        )
+        typer.echo(
+            f"{'policy':<18} {'estimator':<6} {'value':>7}  {int(level * 100)}% interval   "
+            f"{'ESS':>7} {'max w':>7} {'unsupported':>11}"
+        )
+        for r in rows:
+            for e in r["estimates"].values():
+                typer.echo(
+                    f"{r['policy']:<18} {e['estimator']:<6} {e['value']:>7.3f}  "
+                    f"[{e['lo']:.3f}, {e['hi']:.3f}]   {r['effective_sample_size']:>7.0f} "
+                    f"{r['max_weight']:>7.1f} {r['unsupported_mass']:>11.1%}"
+                )
+        for r in rows:
+            for w in r["warnings"]:
+                typer.secho(f"warning: {w}", err=True, fg="yellow")
+        typer.echo("")
+
+
+def _save(
+    save: bool,
+    db: str | None,
+    log: Path,
+    run: str,
+    name: str,
+    seed: int,
+    out: dict,
+    learn: bool,
+    bootstrap: int,
+    level: float,
+    clip: float | None,
+    kwargs: dict,
+) -> int | None:
+    """Store one estimate as an ``evaluate`` run; returns its id (None without --save)."""
+    if not save:
+        return None
+    from storage import open_store
+
+    store = open_store(db)
+    try:
+        run_id = store.runs.create(
+            "evaluate",
+            name,
+            str(log),
+            seed,
+            params={
+                "logging_run": run,
+                "learn": learn,
+                "bootstrap": bootstrap,
+                "level": level,
+                "clip": clip,
+                "policy_kwargs": {
+                    k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()
+                },
+            },
+        )
+        store.runs.finish(run_id, out)
+    finally:
+        store.close()
+    return run_id

@@ -74,7 +74,11 @@ def parse_fractions(text: str | None) -> list[float | None]:
 
 
 def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
-    """``["alpha=0.5", "ridge=2"]`` -> ``{"alpha": 0.5, "ridge": 2}`` (JSON values, else str)."""
+    """``["alpha=0.5", "ridge=2"]`` -> ``{"alpha": 0.5, "ridge": 2}`` (JSON values, else str).
+
+    Untyped; the commands use ``cli.checks.policy_settings``, which parses every value
+    against the policy's constructor.
+    """
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
@@ -85,6 +89,35 @@ def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[k.strip()] = v
     return out
+
+
+def with_policy_settings(specs: list, settings: dict[str, dict[str, Any]]) -> list:
+    """Give every run spec the ``--set`` options of its own policy."""
+    from dataclasses import replace
+
+    return [
+        replace(s, config=replace(s.config, policy_kwargs=dict(settings.get(s.policy, {}))))
+        for s in specs
+    ]
+
+
+def run_label(result: Any) -> str:
+    """The ``run`` column of a decision log: policy, seed and budget of the run that wrote it.
+
+    >>> from types import SimpleNamespace as NS
+    >>> run_label(NS(policy="random", seed=2, params={"config": {"budget_fraction": 0.25}}))
+    'random/s2/b0.25'
+    """
+    cfg = result.params.get("config", {}) if isinstance(result.params, dict) else {}
+    label = f"{result.policy}/s{result.seed}"
+    if cfg.get("budget_fraction") is not None:
+        label += f"/b{cfg['budget_fraction']:g}"
+    elif cfg.get("budget") is not None:
+        label += f"/usd{cfg['budget']:g}"
+    return label
+
+
+LOG_SUFFIXES = (".jsonl", ".json", ".csv")
 
 
 def emit(
@@ -113,7 +146,11 @@ def emit(
     if log_path is not None:
         import pandas as pd
 
-        logs = [r.log.assign(policy=r.policy, seed=r.seed) for r in results if r.log is not None]
+        logs = [
+            r.log.assign(run=run_label(r), policy=r.policy, seed=r.seed)
+            for r in results
+            if r.log is not None
+        ]
         frame = pd.concat(logs, ignore_index=True)
         if log_path.suffix.lower() == ".csv":
             frame.assign(context=frame["context"].map(json.dumps)).to_csv(log_path, index=False)
@@ -148,23 +185,25 @@ def _tuned_specs(
     specs: list,
     names: list[str],
     base: Any,
+    settings: dict[str, dict[str, Any]],
     tune_on: str,
     tune_seeds: int,
     train: Path | None,
     seed: int,
     embedder: str,
-    nan: str,
     workers: int,
     quiet: bool,
 ) -> list:
     """``--tune-on``: tune every policy with a grid on rows that are not replayed, then
-    replay the rest with each policy's chosen parameters (the problem shrinks for split:F)."""
+    replay the rest with each policy's chosen parameters (the problem shrinks for split:F;
+    the users of ``--users`` are kept, so per-user budgets stay per user)."""
     from dataclasses import replace
 
     from simulations.outcomes import load_outcomes
-    from simulations.replay import featurize_table
-    from simulations.tune import DEFAULT_GRIDS, tune, tuning_split
+    from simulations.pipeline import restrict_prepared
+    from simulations.tune import DEFAULT_GRIDS, tuning_split
 
+    users = prepared.problem.info.get("users", "single")
     train_table = load_outcomes(train, nan="drop") if train is not None else None
     tuning, rest, note = tuning_split(
         tune_on,
@@ -173,12 +212,10 @@ def _tuned_specs(
         train=train_table,
         embedder=embedder,
         seed=seed,
+        users=users,
         progress=not quiet,
     )
-    if rest.n != prepared.table.n:  # split:F took rows away from the replay
-        problem = featurize_table(rest, embedder, prior=prepared.prior, progress=not quiet)
-        problem.info["prior_source"] = prepared.problem.info.get("prior_source")
-        prepared.problem, prepared.table = problem, rest
+    restrict_prepared(prepared, rest, embedder, progress=not quiet)
     prepared.notes.append(note)
     horizon = min(tuning.n, base.max_steps or prepared.problem.n)
     best: dict[str, dict] = {}
@@ -186,12 +223,14 @@ def _tuned_specs(
         if name not in DEFAULT_GRIDS:
             prepared.notes.append(f"{name}: no tuning grid, run as given")
             continue
+        from simulations.tune import tune
+
         best[name], _ = tune(
             tuning,
             name,
             DEFAULT_GRIDS[name],
             range(seed + 100, seed + 100 + tune_seeds),
-            base=base,
+            base=replace(base, policy_kwargs=settings.get(name, {})),
             max_steps=horizon,
             workers=workers,
         )
@@ -313,15 +352,57 @@ def replay(
 
     Each policy sees the queries one by one and learns only from the chosen model's score.
     """
+    from cli.checks import (
+        check_allocator,
+        check_fixed_models,
+        check_input_file,
+        check_output_file,
+        check_replay_options,
+        check_users,
+        load_prior_file,
+        policy_settings,
+    )
     from simulations.pipeline import prepare_replay
-    from simulations.replay import ReplayConfig
     from simulations.sweep import grid, run_sweep
 
+    # every option is checked here, before the table is embedded or a prior trained
     names = split_policies(policy)
-    if not names:
-        raise typer.BadParameter("give at least one policy", param_hint="--policy")
     if budget is not None and budget_fraction is not None:
         raise ConfigurationError("give --budget USD or --budget-fraction F, not both.")
+    settings, setting_notes = policy_settings(names, setting)
+    base = check_replay_options(
+        order=order,
+        delay=delay,
+        noise=noise,
+        flip=flip,
+        allocator=allocator,
+        max_steps=max_steps,
+        learn_fraction=learn_fraction,
+    )
+    check_allocator(allocator)
+    check_users(users)
+    fractions = parse_fractions(budget_fraction)
+    if nan not in ("error", "drop", "zero"):
+        raise typer.BadParameter(f"use error, drop or zero, got {nan!r}", param_hint="--nan")
+    check_input_file(table, "TABLE")
+    check_input_file(train, "--train")
+    if prior is not None:
+        load_prior_file(prior)
+    if tune_on is not None:
+        _check_tune_on(tune_on, train)
+    check_output_file(log, "--log", LOG_SUFFIXES)
+    check_output_file(save_prior, "--save-prior", (".npz",))
+
+    def check_table(t: Any) -> None:
+        from simulations.replay import resolve_users
+
+        check_fixed_models(names, t.models, where=str(table))
+        if users.strip().startswith("column:"):
+            from cli.checks import usage_errors
+
+            with usage_errors("--users"):
+                resolve_users(t, users)
+
     prepared = prepare_replay(
         table,
         train=train,
@@ -334,35 +415,28 @@ def replay(
         seed=seed,
         save_prior=save_prior,
         progress=not as_json,
+        check=check_table,
     )
-    base = ReplayConfig(
-        order=order,
-        delay=delay,
-        noise=noise,
-        flip=flip,
-        allocator=allocator,
-        policy_kwargs=parse_options(setting),
-        max_steps=max_steps,
-        learn_fraction=learn_fraction,
-    )
+    prepared.notes.extend(setting_notes)
     seeds_list = range(seed, seed + seeds)
     specs = (
         grid(names, seeds_list, base=base, budgets=[budget])
         if budget is not None
-        else grid(names, seeds_list, parse_fractions(budget_fraction), base=base)
+        else grid(names, seeds_list, fractions, base=base)
     )
+    specs = with_policy_settings(specs, settings)
     if tune_on is not None:
         specs = _tuned_specs(
             prepared,
             specs,
             names,
             base,
+            settings,
             tune_on,
             tune_seeds,
             train,
             seed,
             embedder,
-            nan,
             workers,
             as_json,
         )
@@ -379,3 +453,29 @@ def replay(
         log_path=log,
         notes=prepared.notes,
     )
+
+
+def _check_tune_on(spec: str, train: Path | None) -> None:
+    """``--tune-on split:F | holdout | TABLE``, checked before anything runs."""
+    s = spec.strip()
+    if s.startswith("split:"):
+        try:
+            frac = float(s.split(":", 1)[1])
+        except ValueError:
+            frac = float("nan")
+        if not 0.0 < frac < 1.0:
+            raise typer.BadParameter(
+                f"split:F needs F in (0, 1), got {spec!r}", param_hint="--tune-on"
+            )
+    elif s == "holdout":
+        if train is None:
+            raise typer.BadParameter(
+                "holdout needs --train TABLE: it tunes on the rows of the --train table the "
+                "prior was not fitted on (or use split:F).",
+                param_hint="--tune-on",
+            )
+    elif not Path(s).is_file():
+        raise typer.BadParameter(
+            f"{spec!r} is neither split:F, holdout nor an outcome table that exists.",
+            param_hint="--tune-on",
+        )

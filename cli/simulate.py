@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from cli.options import db_option, workers_option
-from cli.replay import emit, parse_fractions, parse_options, split_policies
+from cli.replay import LOG_SUFFIXES, emit, parse_fractions, split_policies, with_policy_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -62,21 +62,30 @@ def simulate(
 
     Linear or logistic rewards, optional drift, delays and budgets.
     """
-    from simulations.replay import ReplayConfig
+    from cli.checks import (
+        check_fixed_models,
+        check_output_file,
+        check_replay_options,
+        policy_settings,
+        usage_errors,
+    )
     from simulations.sweep import grid, run_sweep
     from simulations.synthetic import make_synthetic_problem
 
     names = split_policies(policy)
-    if not names:
-        raise typer.BadParameter("give at least one policy", param_hint="--policy")
-    problem = make_synthetic_problem(env, n=queries, n_arms=arms, dim=dim, drift=drift, seed=seed)
-    base = ReplayConfig(
-        order="given" if drift else "shuffle",
-        delay=delay,
-        noise=noise,
-        policy_kwargs=parse_options(setting),
-    )
-    specs = grid(names, range(seed, seed + seeds), parse_fractions(budget_fraction), base=base)
+    if env not in ("linear", "logistic"):
+        raise typer.BadParameter(f"use linear or logistic, got {env!r}", param_hint="--env")
+    settings, notes = policy_settings(names, setting)
+    check_fixed_models(names, [f"arm{k}" for k in range(arms)], where="the synthetic stream")
+    base = check_replay_options(order="given" if drift else "shuffle", delay=delay, noise=noise)
+    fractions = parse_fractions(budget_fraction)
+    check_output_file(log, "--log", LOG_SUFFIXES)
+    with usage_errors("--env/--arms/--dim"):
+        problem = make_synthetic_problem(
+            env, n=queries, n_arms=arms, dim=dim, drift=drift, seed=seed
+        )
+    specs = grid(names, range(seed, seed + seeds), fractions, base=base)
+    specs = with_policy_settings(specs, settings)
     results = run_sweep(problem, specs, workers=workers, log_decisions=log is not None)
     emit(
         results,
@@ -86,4 +95,5 @@ def simulate(
         save=save,
         db=db,
         log_path=log,
+        notes=notes,
     )

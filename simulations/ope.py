@@ -25,8 +25,16 @@ column         meaning
 ``propensity`` probability the logging policy gave to that model, in (0, 1] (required)
 ``context``    the featurized context as a JSON list of floats, or
 ``prompt``     the query text (embedded with ``--embedder``, featurized like the router)
+``run``        the logging run (policy, seed, budget) that made the decision: a log
+               that mixes runs is evaluated one run at a time (``select_runs``)
 ``decision_id``, ``user``, ``cost``: optional, kept for reference
 =============  ==========================================================================
+
+Importance weighting only sees what the logging policy could have chosen. ``diagnostics``
+reports the effective sample size ``(sum w)^2 / sum w^2`` and the share of the candidate's
+probability mass on choices the logger never makes (a deterministic logger, propensity 1,
+never takes another model; a model the log never chose is never taken): on that share the
+estimators are blind, and ``evaluate_candidate`` flags the estimate as unsupported.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ class LoggedData:
     rewards: np.ndarray
     propensities: np.ndarray
     arms: list[str]
+    reward_range: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         self.X = np.asarray(self.X, dtype=np.float64)
@@ -77,12 +86,24 @@ class LoggedData:
         if n == 0:
             raise LogFormatError("the log is empty.")
         if not np.isfinite(self.rewards).all():
-            raise LogFormatError(f"{int((~np.isfinite(self.rewards)).sum())} rewards are NaN.")
+            raise LogFormatError(
+                f"{int((~np.isfinite(self.rewards)).sum())} values of the column 'reward' are "
+                "missing or not numbers."
+            )
+        lo, hi = self.reward_range
+        out = (self.rewards < lo) | (self.rewards > hi)
+        if out.any():
+            first = int(np.flatnonzero(out)[0])
+            raise LogFormatError(
+                f"the column 'reward' must lie in [{lo:g}, {hi:g}] (the reward scale); "
+                f"{int(out.sum())} of {n} rows are outside (first at row {first}: "
+                f"{self.rewards[first]:g}). Rescale the rewards to [{lo:g}, {hi:g}]."
+            )
         p = self.propensities
         bad = ~(np.isfinite(p) & (p > 0) & (p <= 1))
         if bad.any():
             raise LogFormatError(
-                f"{int(bad.sum())} propensities are not in (0, 1] (first at row "
+                f"{int(bad.sum())} values of the column 'propensity' are not in (0, 1] (first at row "
                 f"{int(np.flatnonzero(bad)[0])}); off-policy estimates need the logging "
                 "policy's probability of every logged choice."
             )
@@ -149,38 +170,78 @@ def log_from_frame(
         raise LogFormatError(f"{source} has neither a context nor a prompt column.")
     rewards = pd.to_numeric(df["reward"], errors="coerce").to_numpy(dtype=np.float64)
     props = pd.to_numeric(df["propensity"], errors="coerce").to_numpy(dtype=np.float64)
-    return LoggedData(X, models.map(index).to_numpy(), rewards, props, names)
+    try:
+        return LoggedData(X, models.map(index).to_numpy(), rewards, props, names)
+    except LogFormatError as exc:
+        raise LogFormatError(f"{source}: {exc}") from None
+
+
+class MixedLogError(LogFormatError):
+    """A decision log mixes several logging runs and none was selected."""
+
+
+def run_labels(df: pd.DataFrame) -> pd.Series | None:
+    """The logging run of every row: the ``run`` column, else ``policy/s<seed>`` from the
+    ``policy`` and ``seed`` columns older logs have; None when the log names no run.
+
+    >>> run_labels(pd.DataFrame({"policy": ["random", "linucb"], "seed": [0, 0]})).tolist()
+    ['random/s0', 'linucb/s0']
+    """
+    if "run" in df.columns:
+        return df["run"].astype(str)
+    if "policy" in df.columns:
+        if "seed" in df.columns:
+            return df["policy"].astype(str) + "/s" + df["seed"].astype(str)
+        return df["policy"].astype(str)
+    return None
+
+
+def select_runs(
+    df: pd.DataFrame, runs: Sequence[str] | None = None, *, source: str = "the log"
+) -> dict[str, pd.DataFrame]:
+    """The log split by logging run, ``{run: rows}`` in order of first appearance.
+
+    Off-policy estimates weigh each decision by the propensity of *its* logging policy, so
+    they are only meaningful one logging run at a time. ``runs`` selects runs by name
+    (``["all"]``: every run, each evaluated on its own). A log that names no run is one
+    run (``"log"``). A log with several runs and no selection raises ``MixedLogError``
+    listing the runs and how to pick one.
+
+    >>> df = pd.DataFrame({"run": ["a", "b", "a"], "x": [1, 2, 3]})
+    >>> {k: v["x"].tolist() for k, v in select_runs(df, ["a"]).items()}
+    {'a': [1, 3]}
+    """
+    labels = run_labels(df)
+    if labels is None:
+        if runs and list(runs) != ["all"]:
+            raise LogFormatError(
+                f"{source} has no 'run' column, so --run {', '.join(runs)} selects nothing; "
+                "drop --run (the whole log is one run)."
+            )
+        return {"log": df}
+    names = list(dict.fromkeys(labels))
+    if not runs:
+        if len(names) == 1:
+            return {names[0]: df}
+        shown = ", ".join(names[:8]) + (f" ... ({len(names)} runs)" if len(names) > 8 else "")
+        raise MixedLogError(
+            f"{source} mixes {len(names)} logging runs ({shown}); each logged a different "
+            "policy's propensities, and pooling them gives meaningless estimates. Evaluate "
+            f"one run with --run {names[0]} (repeat --run for several), or every run "
+            "separately with --run all. Pick a run whose policy explores (random, "
+            "epsilon-greedy, lints): a deterministic logger (linucb, fixed) supports no "
+            "other policy."
+        )
+    wanted = names if list(runs) == ["all"] else list(dict.fromkeys(runs))
+    unknown = [r for r in wanted if r not in names]
+    if unknown:
+        raise LogFormatError(
+            f"{source} has no run {', '.join(unknown)}; its runs are: {', '.join(names)}."
+        )
+    return {r: df[(labels == r).to_numpy()] for r in wanted}
 
 
 # ---- the candidate's action probabilities ---------------------------------------------------
-
-
-def action_probabilities(
-    policy: Policy, scores: Any, rng: np.random.Generator, n_mc: int = 256
-) -> np.ndarray:
-    """``pi(.|x)`` of ``policy`` given its ``scores`` for one context, shape ``(K,)``.
-
-    Exact for argmax policies (LinUCB, greedy, fixed), epsilon mixtures and random;
-    Monte-Carlo over the posterior draw for Thompson sampling.
-
-    >>> from bandit_router.policies import make_policy
-    >>> pol = make_policy("epsilon-greedy", ["a", "b"], dim=1, epsilon=0.2, seed=0)
-    >>> action_probabilities(pol, pol.score(np.ones(1)), np.random.default_rng(0)).tolist()
-    [0.9, 0.1]
-    """
-    K = len(scores.mean)
-    name = getattr(policy, "name", "")
-    if name == "random":
-        return np.full(K, 1.0 / K)
-    if name in ("lints", "pilot-ts"):
-        draws = scores.mean + scores.width * rng.standard_normal((n_mc, K))
-        return np.bincount(draws.argmax(axis=1), minlength=K) / n_mc
-    p = np.zeros(K)
-    p[int(np.argmax(scores.value))] = 1.0
-    eps = float(getattr(policy, "epsilon", 0.0) or 0.0)
-    if eps > 0:
-        p = (1.0 - eps) * p + eps / K
-    return p
 
 
 def target_probabilities(
@@ -203,13 +264,12 @@ def target_probabilities(
         raise LogFormatError(
             f"the candidate's models {policy.arms} differ from the log's {data.arms}."
         )
-    rng = np.random.default_rng([seed, 5])
     out = np.empty((data.n, data.n_arms))
     lo, hi = policy.reward_range
     for i in tqdm(range(data.n), desc="candidate", unit="ev", disable=not progress):
         x = data.X[i]
         scores = policy.score(x)
-        out[i] = action_probabilities(policy, scores, rng, n_mc)
+        out[i] = policy.action_probabilities(scores)
         if learn:
             policy.update(data.arms[data.actions[i]], x, float(np.clip(data.rewards[i], lo, hi)))
     return out
@@ -335,24 +395,89 @@ def estimate_value(
     return out
 
 
+def unsupported_mask(data: LoggedData) -> np.ndarray:
+    """``(n, K)`` True where the logger is known never to take model ``a`` at event ``i``.
+
+    Two cases are known from the log alone: a model the log never chose (whatever the
+    logger was, it did not explore it), and every other model of an event logged with
+    propensity 1 (the logger was deterministic there).
+
+    >>> d = LoggedData(np.ones((2, 1)), np.array([0, 1]), np.array([1.0, 0.0]),
+    ...                np.array([1.0, 0.5]), ["a", "b", "c"])
+    >>> unsupported_mask(d).astype(int).tolist()
+    [[0, 1, 1], [0, 0, 1]]
+    """
+    never = np.bincount(data.actions, minlength=data.n_arms) == 0  # (K,)
+    mask = np.tile(never, (data.n, 1))
+    det = data.propensities >= 1.0 - 1e-12
+    rows = np.flatnonzero(det)
+    mask[rows] = True
+    mask[rows, data.actions[rows]] = never[data.actions[rows]]
+    return mask
+
+
+#: above this share of unsupported mass, an estimate is flagged as unsupported
+UNSUPPORTED_TOLERANCE = 0.01
+
+
 def diagnostics(pi: np.ndarray, data: LoggedData) -> dict[str, float]:
-    """Effective sample size of the importance weights, max weight, match rate, logged value.
+    """Effective sample size of the importance weights, max weight, match rate, logged
+    value, and the support of the candidate under the logger.
+
+    ``effective_sample_size`` is ``(sum w)^2 / sum w^2`` (``n`` when every weight is
+    equal, small when a few events carry the estimate); ``unsupported_mass`` is the mean
+    over events of the candidate's probability on models the logger is known never to
+    take there (``unsupported_mask``): that part of the value is invisible to the log.
 
     >>> d = LoggedData(np.ones((2, 1)), np.array([0, 1]), np.array([1.0, 0.0]),
     ...                np.array([0.5, 0.5]), ["a", "b"])
-    >>> diagnostics(np.array([[1.0, 0.0], [1.0, 0.0]]), d)["match_rate"]
-    0.5
+    >>> out = diagnostics(np.array([[1.0, 0.0], [1.0, 0.0]]), d)
+    >>> out["match_rate"], out["effective_sample_size"], out["unsupported_mass"]
+    (0.5, 1.0, 0.0)
     """
     rows = np.arange(data.n)
     w = pi[rows, data.actions] / data.propensities
     ess = float(w.sum() ** 2 / (w**2).sum()) if (w > 0).any() else 0.0
+    unsupported = float((pi * unsupported_mask(data)).sum(axis=1).mean())
     return {
         "events": int(data.n),
         "effective_sample_size": ess,
         "max_weight": float(w.max()),
         "match_rate": float(pi[rows, data.actions].mean()),
         "logged_value": float(data.rewards.mean()),
+        "unsupported_mass": unsupported,
+        "deterministic_share": float((data.propensities >= 1.0 - 1e-12).mean()),
     }
+
+
+def support_warnings(diag: dict[str, Any], policy: str) -> list[str]:
+    """Plain-language warnings for an estimate the log cannot back up.
+
+    >>> support_warnings({"unsupported_mass": 0.4, "deterministic_share": 1.0,
+    ...                   "effective_sample_size": 900.0, "events": 1000}, "random")[0][:40]
+    'random: 40.0% of its probability is on m'
+    """
+    out = []
+    mass, n = float(diag["unsupported_mass"]), int(diag["events"])
+    if mass > UNSUPPORTED_TOLERANCE:
+        why = (
+            "the logging policy was deterministic (propensity 1) on "
+            f"{diag['deterministic_share']:.0%} of the decisions"
+            if diag.get("deterministic_share", 0.0) > 0
+            else "some models never appear in the log"
+        )
+        out.append(
+            f"{policy}: {mass:.1%} of its probability is on models the logging policy never "
+            f"chose there ({why}); the estimate is unsupported (biased towards 0 for IPS). "
+            "Evaluate on a log from an exploring policy (random, epsilon-greedy, lints)."
+        )
+    ess = float(diag["effective_sample_size"])
+    if ess < max(30.0, 0.01 * n):
+        out.append(
+            f"{policy}: effective sample size {ess:.0f} of {n} decisions; a few decisions "
+            "carry the estimate, its interval is unreliable."
+        )
+    return out
 
 
 def evaluate_candidate(
@@ -368,7 +493,9 @@ def evaluate_candidate(
 ) -> dict[str, Any]:
     """Off-policy estimates of ``policy``'s value on the log, with diagnostics.
 
-    Returns ``{"estimates": {name: Estimate.as_dict()}, **diagnostics}``.
+    Returns ``{"estimates": {name: Estimate.as_dict()}, **diagnostics, "supported",
+    "warnings"}``: ``supported`` is False when more than ``UNSUPPORTED_TOLERANCE`` of the
+    candidate's probability lies on choices the logger never makes (see ``diagnostics``).
 
     >>> from bandit_router.policies import make_policy
     >>> rng = np.random.default_rng(1)
@@ -382,9 +509,12 @@ def evaluate_candidate(
     """
     pi = target_probabilities(policy, data, learn=learn, seed=seed, progress=progress)
     est = estimate_value(pi, data, bootstrap=bootstrap, level=level, seed=seed, clip=clip)
+    diag = diagnostics(pi, data)
     return {
         "policy": policy.name,
         "learn": bool(learn),
         "estimates": {k: v.as_dict() for k, v in est.items()},
-        **diagnostics(pi, data),
+        **diag,
+        "supported": diag["unsupported_mass"] <= UNSUPPORTED_TOLERANCE,
+        "warnings": support_warnings(diag, policy.name),
     }

