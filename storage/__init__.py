@@ -4,6 +4,12 @@
 > an SQLite file in the user's data directory), migrates it to the newest schema and
 returns a :class:`Store` whose ``runs`` repository stores simulation runs and their
 per-step curves.
+
+``open_router_stores(url=None)`` opens the same database as the durable
+``bandit_router.stores.Stores`` of a ``Router``: the decision log and feedback
+(``SqlDecisionLog``), the budget ledger (``SqlLedger``), policy snapshots
+(``SqlSnapshotStore``), users and API keys (``SqlUserDirectory``) and the model catalogue
+(``SqlModelStore``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from storage.errors import (
     StorageError,
     UnknownRunError,
 )
+from storage.router_stores import SqlStores, open_router_stores, router_stores
 from storage.runs import RunRecord, RunRepository
 from storage.store import Store, open_store
 
@@ -26,10 +33,13 @@ __all__ = [
     "RunRecord",
     "RunRepository",
     "SchemaVersionError",
+    "SqlStores",
     "StorageError",
     "Store",
     "UnknownRunError",
     "default_database_path",
+    "open_router_stores",
     "open_store",
     "resolve_database_url",
+    "router_stores",
 ]

@@ -110,7 +110,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_test"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -151,12 +151,12 @@ def test_a_later_revision_keeps_the_data_of_an_old_database(tmp_path, newer_migr
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM run_steps").scalar() == 40
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-    # The released code (head 0001) now meets a database from its future.
+    # The released code (head 0002) now meets a database from its future.
     with pytest.raises(SchemaVersionError, match="0002_test"):
         open_store(path)
     # And the newer code can go back down without losing the steps either.
     engine = make_engine(resolve_database_url(path))
-    downgrade(engine, "0001", migrations_dir=newer_migrations)
+    downgrade(engine, "0002", migrations_dir=newer_migrations)
     engine.dispose()
     with open_store(path) as s:
         assert s.runs.get(rid).n_steps == 40 and s.runs.get(rid).budget == 2.5

@@ -4,6 +4,36 @@
 from __future__ import annotations
 
 from storage.models.base import Base, Money
+from storage.models.catalogue import MODEL_STATUSES, CatalogueModel
+from storage.models.decisions import DecisionRow, FeedbackRow
+from storage.models.ledger import (
+    ENTRY_KINDS,
+    RESERVATION_STATES,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerReservation,
+)
 from storage.models.run import RUN_KINDS, RUN_STATUSES, Run, RunStep
+from storage.models.snapshots import PolicySnapshot
+from storage.models.users import ApiKey, User
 
-__all__ = ["RUN_KINDS", "RUN_STATUSES", "Base", "Money", "Run", "RunStep"]
+__all__ = [
+    "ENTRY_KINDS",
+    "MODEL_STATUSES",
+    "RESERVATION_STATES",
+    "RUN_KINDS",
+    "RUN_STATUSES",
+    "ApiKey",
+    "Base",
+    "CatalogueModel",
+    "DecisionRow",
+    "FeedbackRow",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerReservation",
+    "Money",
+    "PolicySnapshot",
+    "Run",
+    "RunStep",
+    "User",
+]

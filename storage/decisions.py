@@ -1,0 +1,264 @@
+"""The durable decision log: ``SqlDecisionLog`` implements ``bandit_router.stores.DecisionLog``.
+
+- ``record(decision)`` inserts the decision and reserves its estimated cost in the user's
+  ledger account in ONE transaction: a reservation that no longer fits raises
+  ``BudgetExhaustedError`` and nothing is stored; invalid input (NaN context, negative
+  cost, a model the stored catalogue does not list) raises before anything is written.
+- ``add_feedback(feedback)`` inserts the feedback and settles the reservation at the actual
+  cost in ONE transaction. The same feedback twice returns the stored record with
+  ``duplicate=True``; another reward or cost raises ``FeedbackConflictError``; an unknown
+  decision ``UnknownDecisionError``; feedback after the decision's ``expires_at``
+  ``DecisionExpiredError`` (except the default feedback the router applies at expiry).
+- ``feedback_id`` is the feedback table's autoincrement key. Ids increase in commit order:
+  SQLite serialises writers; on PostgreSQL every feedback insert holds a transaction-scoped
+  advisory lock until it commits, so a reader of ``feedback_since(last)`` never sees id
+  ``n + 1`` before ``n`` has committed and never skips a row.
+
+>>> import numpy as np
+>>> from bandit_router.budget.periods import Budget
+>>> from bandit_router.stores import DecisionRecord, FeedbackRecord
+>>> from storage import open_router_stores
+>>> stores = open_router_stores("sqlite://")
+>>> stores.ledger.set_budget("alice", Budget(1.0))
+>>> d = DecisionRecord("d1", "alice", 0.0, "m", np.ones(2), {}, 1.0, 0.25)
+>>> stores.decisions.record(d)
+>>> stores.ledger.state("alice").reserved
+0.25
+>>> out = stores.decisions.add_feedback(FeedbackRecord("d1", 1.0, 0.2, 5.0, "m", np.ones(2)))
+>>> out.record.feedback_id, out.duplicate, stores.ledger.state("alice").spent
+(1, False, 0.2)
+>>> stores.decisions.add_feedback(FeedbackRecord("d1", 1.0, 0.2, 6.0, "m", np.ones(2))).duplicate
+True
+>>> stores.close()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from bandit_router.errors import (
+    DecisionExpiredError,
+    FeedbackConflictError,
+    InvalidInputError,
+    UnknownDecisionError,
+)
+from bandit_router.stores import DecisionRecord, FeedbackOutcome, FeedbackRecord
+from storage.ledger import _MONEY_TOL, SqlLedger
+from storage.models import CatalogueModel, DecisionRow, FeedbackRow
+from storage.runs import to_jsonable
+from storage.transactions import (
+    PG_FEEDBACK_LOCK,
+    Sessions,
+    context_array,
+    context_bytes,
+    finite,
+    name,
+)
+
+_DECISION_HINT = "check the decision id the route call returned"
+
+
+def _decision_id(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        raise InvalidInputError(
+            f"a decision id is a non-empty text of at most 64 characters, got {value!r}."
+        )
+    return value
+
+
+def _scores(scores: Any) -> dict[str, Any]:
+    if not isinstance(scores, dict):
+        raise InvalidInputError(f"scores must map model -> {{mean, width, value}}, got {scores!r}.")
+    return to_jsonable(scores)
+
+
+class SqlDecisionLog:
+    """Decisions and their feedback in the database; see the module docstring.
+
+    ``ledger`` is the ``SqlLedger`` on the same engine that ``record`` and ``add_feedback``
+    reserve in and settle with, inside their own transaction.
+    """
+
+    def __init__(self, engine: Engine, ledger: SqlLedger):
+        self.engine = engine
+        self.sessions = Sessions(engine)
+        self.ledger = ledger
+
+    # ---- validation -------------------------------------------------------------------
+    def _check_decision(self, d: DecisionRecord) -> dict[str, Any]:
+        if not isinstance(d, DecisionRecord):
+            raise InvalidInputError(f"expected a DecisionRecord, got {type(d).__name__}.")
+        expires = d.expires_at
+        return {
+            "id": _decision_id(d.decision_id),
+            "user": name(d.user, "the user"),
+            "created_at": finite(d.created_at, "the decision time"),
+            "model": name(d.model, "the model"),
+            "context": context_bytes(d.context, "the decision's context"),
+            "scores": _scores(d.scores),
+            "propensity": finite(d.propensity, "the propensity", low=0.0, high=1.0),
+            "estimated_cost": finite(d.estimated_cost, "the estimated cost (USD)", low=0.0),
+            "policy": str(d.policy or ""),
+            "policy_version": int(d.policy_version or 0),
+            "embedder": str(d.embedder or ""),
+            "prior_id": None if d.prior_id is None else str(d.prior_id),
+            "reason": str(d.reason or ""),
+            "expires_at": None if expires is None else finite(expires, "the expiry time"),
+        }
+
+    def _check_model(self, s: Session, model: str) -> None:
+        """A stored catalogue (when there is one) must list the model as active."""
+        rows = dict(s.execute(select(CatalogueModel.name, CatalogueModel.status)).all())
+        if rows and rows.get(model) != "active":
+            active = sorted(n for n, st in rows.items() if st == "active")
+            state = "retired" if model in rows else "not in the catalogue"
+            raise InvalidInputError(
+                f"model {model!r} is {state}; route to one of {', '.join(active) or '(none)'} "
+                "or add it with `bandit-router models add`."
+            )
+
+    # ---- decisions --------------------------------------------------------------------
+    def record(self, decision: DecisionRecord) -> None:
+        """Store the decision and reserve ``decision.estimated_cost`` in one transaction."""
+        values = self._check_decision(decision)
+        with self.sessions.write() as s:
+            self._check_model(s, values["model"])
+            if s.get(DecisionRow, values["id"]) is not None:
+                raise InvalidInputError(
+                    f"decision {values['id']!r} is already recorded; use a fresh decision id."
+                )
+            s.add(DecisionRow(**values))
+            s.flush()
+            self.ledger.reserve_in(s, values["user"], values["id"], values["estimated_cost"])
+
+    def get(self, decision_id: str) -> DecisionRecord | None:
+        with self.sessions.read() as s:
+            row = s.get(DecisionRow, str(decision_id))
+            return None if row is None else _decision(row)
+
+    def expired(self, now: float, limit: int | None = None) -> list[DecisionRecord]:
+        """Decisions without feedback whose ``expires_at`` is before ``now``, oldest first."""
+        q = (
+            select(DecisionRow)
+            .outerjoin(FeedbackRow, FeedbackRow.decision_id == DecisionRow.id)
+            .where(
+                FeedbackRow.id.is_(None),
+                DecisionRow.expires_at.is_not(None),
+                DecisionRow.expires_at < float(now),
+            )
+            .order_by(DecisionRow.expires_at, DecisionRow.id)
+        )
+        if limit is not None:
+            q = q.limit(int(limit))
+        with self.sessions.read() as s:
+            return [_decision(r) for r in s.execute(q).scalars()]
+
+    # ---- feedback ---------------------------------------------------------------------
+    def feedback_for(self, decision_id: str) -> FeedbackRecord | None:
+        with self.sessions.read() as s:
+            row = s.execute(
+                select(FeedbackRow).where(FeedbackRow.decision_id == str(decision_id))
+            ).scalar_one_or_none()
+            return None if row is None else _feedback(row)
+
+    def feedback_since(self, after_id: int, limit: int | None = None) -> list[FeedbackRecord]:
+        """Feedback with ``feedback_id > after_id`` in id order."""
+        q = select(FeedbackRow).where(FeedbackRow.id > int(after_id)).order_by(FeedbackRow.id)
+        if limit is not None:
+            q = q.limit(int(limit))
+        with self.sessions.read() as s:
+            return [_feedback(r) for r in s.execute(q).scalars()]
+
+    def add_feedback(self, feedback: FeedbackRecord) -> FeedbackOutcome:
+        """Store the feedback and settle the reservation at ``feedback.cost`` atomically."""
+        if not isinstance(feedback, FeedbackRecord):
+            raise InvalidInputError(f"expected a FeedbackRecord, got {type(feedback).__name__}.")
+        decision_id = _decision_id(feedback.decision_id)
+        reward = None if feedback.reward is None else finite(feedback.reward, "the reward")
+        cost = finite(feedback.cost, "the actual cost (USD)", low=0.0)
+        created_at = finite(feedback.created_at, "the feedback time")
+        with self.sessions.write() as s:
+            if self.sessions.postgres:  # ids in commit order (see the module docstring)
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_FEEDBACK_LOCK})
+            d = s.get(DecisionRow, decision_id)
+            if d is None or (feedback.user and feedback.user != d.user):
+                raise UnknownDecisionError(
+                    f"no decision {decision_id!r}"
+                    + (f" for user {feedback.user!r}" if feedback.user else "")
+                    + f"; {_DECISION_HINT}."
+                )
+            old = s.execute(
+                select(FeedbackRow).where(FeedbackRow.decision_id == decision_id)
+            ).scalar_one_or_none()
+            if old is not None:
+                same_reward = (old.reward is None and reward is None) or (
+                    old.reward is not None and reward is not None and old.reward == reward
+                )
+                if same_reward and abs(float(old.cost) - cost) <= _MONEY_TOL:
+                    return FeedbackOutcome(_feedback(old), True)
+                raise FeedbackConflictError(
+                    f"decision {decision_id!r} already has feedback (reward {old.reward}, cost "
+                    f"{float(old.cost):.6g} USD); feedback is accepted once per decision."
+                )
+            if (
+                not feedback.is_default
+                and d.expires_at is not None
+                and created_at > float(d.expires_at)
+            ):
+                raise DecisionExpiredError(
+                    f"decision {decision_id!r} expired at {d.expires_at:.0f} (Unix time); its "
+                    "feedback wait time is over and its reservation settled at the estimate."
+                )
+            row = FeedbackRow(
+                decision_id=decision_id,
+                user=d.user,
+                model=d.model,
+                context=d.context,
+                reward=reward,
+                cost=cost,
+                created_at=created_at,
+                is_default=bool(feedback.is_default),
+            )
+            s.add(row)
+            s.flush()
+            self.ledger.settle_in(s, decision_id, cost)
+            return FeedbackOutcome(_feedback(row), False)
+
+
+def _decision(row: DecisionRow) -> DecisionRecord:
+    return DecisionRecord(
+        decision_id=row.id,
+        user=row.user,
+        created_at=float(row.created_at),
+        model=row.model,
+        context=context_array(row.context),
+        scores=dict(row.scores or {}),
+        propensity=float(row.propensity),
+        estimated_cost=float(row.estimated_cost),
+        policy=row.policy,
+        policy_version=int(row.policy_version),
+        embedder=row.embedder,
+        prior_id=row.prior_id,
+        reason=row.reason,
+        expires_at=None if row.expires_at is None else float(row.expires_at),
+    )
+
+
+def _feedback(row: FeedbackRow) -> FeedbackRecord:
+    return FeedbackRecord(
+        decision_id=row.decision_id,
+        reward=None if row.reward is None else float(row.reward),
+        cost=float(row.cost),
+        created_at=float(row.created_at),
+        model=row.model,
+        context=context_array(row.context),
+        user=row.user,
+        is_default=bool(row.is_default),
+        feedback_id=int(row.id),
+    )
+
+
+__all__ = ["SqlDecisionLog"]

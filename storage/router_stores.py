@@ -1,0 +1,96 @@
+"""``open_router_stores``: the durable ``Stores`` bundle a ``Router`` is built with.
+
+>>> from storage import open_router_stores
+>>> stores = open_router_stores("sqlite://")
+>>> type(stores.decisions).__name__, type(stores.ledger).__name__
+('SqlDecisionLog', 'SqlLedger')
+>>> stores.close()
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
+
+from bandit_router.budget.clock import Clock, system_clock
+from bandit_router.budget.periods import Budget
+from bandit_router.stores import Stores
+from storage.decisions import SqlDecisionLog
+from storage.ledger import SqlLedger
+from storage.models_catalogue import SqlModelStore
+from storage.snapshots import SqlSnapshotStore
+from storage.store import open_store
+from storage.users import SqlUserDirectory
+
+
+@dataclass
+class SqlStores(Stores):
+    """``Stores`` on one database engine; ``close()`` releases its connections."""
+
+    engine: Engine | None = None
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def __enter__(self) -> SqlStores:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def router_stores(
+    engine: Engine,
+    *,
+    clock: Clock = system_clock,
+    reservation_ttl: float = 3600.0,
+    on_expiry: str = "charge",
+    default_budget: Budget | None = None,
+) -> SqlStores:
+    """The SQL stores on an engine whose database is already migrated."""
+    ledger = SqlLedger(
+        engine,
+        clock=clock,
+        reservation_ttl=reservation_ttl,
+        on_expiry=on_expiry,
+        default_budget=default_budget,
+    )
+    return SqlStores(
+        decisions=SqlDecisionLog(engine, ledger),
+        ledger=ledger,
+        snapshots=SqlSnapshotStore(engine, clock=clock),
+        users=SqlUserDirectory(engine, ledger),
+        models=SqlModelStore(engine),
+        engine=engine,
+    )
+
+
+def open_router_stores(
+    url: str | os.PathLike[str] | URL | None = None,
+    *,
+    clock: Clock = system_clock,
+    reservation_ttl: float = 3600.0,
+    on_expiry: str = "charge",
+    default_budget: Budget | None = None,
+    migrate: bool = True,
+) -> SqlStores:
+    """Open the database at ``url`` (as ``open_store``: argument, then
+    ``$BANDIT_ROUTER_DATABASE_URL``, then the SQLite file in the user data directory),
+    migrate it to the newest schema, and return the durable ``Stores``.
+
+    ``clock``, ``reservation_ttl``, ``on_expiry`` and ``default_budget`` configure the
+    ledger as they do ``InMemoryLedger``. One per process; ``close()`` when done.
+    """
+    store = open_store(url, migrate=migrate)
+    return router_stores(
+        store.engine,
+        clock=clock,
+        reservation_ttl=reservation_ttl,
+        on_expiry=on_expiry,
+        default_budget=default_budget,
+    )
