@@ -17,10 +17,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("BANDIT_ROUTER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# No timed asserts, hypothesis's included: its per-example deadline (200 ms) and its "too
+# slow" health check fail on a busy machine. Speed is measured in benchmarks/.
+settings.register_profile(
+    "bandit-router", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("bandit-router")
 
 #: Every variable that decides where the code, or a library it uses, writes user files.
 #: ``None`` removes the variable for the session.

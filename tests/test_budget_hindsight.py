@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -64,13 +63,21 @@ def test_exactly_one_and_infeasible_budget():
         hindsight_optimum(v, -c, 5.0)
 
 
-def test_lp_scales_to_a_replay_of_5000_queries():
-    v, c = synthetic_stream(5000, 11, seed=0)
-    t = time.perf_counter()
-    opt = hindsight_optimum(v, c, 0.2 * c[:, -1].sum())
-    assert time.perf_counter() - t < 10.0  # about 1 s on two cores
-    assert opt.allocation.shape == (5000, 11)
+def test_lp_on_a_replay_shaped_stream_is_a_feasible_bounded_optimum():
+    # the speed at n = 5000 is measured by benchmarks/hindsight_lp_speed.py, not asserted here
+    v, c = synthetic_stream(400, 11, seed=0)
+    budget = 0.2 * c[:, -1].sum()
+    opt = hindsight_optimum(v, c, budget)
+    x = opt.allocation
+    assert x.shape == (400, 11)
+    assert (x >= -1e-9).all() and (x.sum(axis=1) <= 1 + 1e-7).all()
+    assert (x * c).sum() <= budget * (1 + 1e-9) and opt.spend == pytest.approx((x * c).sum())
+    assert opt.value == pytest.approx(float((x * v).sum()))
     assert opt.value <= v.max(axis=1).sum() + 1e-6
+    # the budget binds (the dearest models are out of reach for most queries) and the LP
+    # beats any naive split of the same budget
+    assert opt.spend == pytest.approx(budget, rel=1e-6)
+    assert opt.value >= naive_split(v, c, budget, carry_over=True).value - 1e-9
 
 
 def test_naive_splits_stay_within_budget():
