@@ -27,6 +27,7 @@ from bandit_router.budget.ledger import (
     Settlement,
 )
 from bandit_router.budget.periods import Budget, BudgetPeriod
+from bandit_router.budget.protocol import AffordableAllocator, Allocator
 from bandit_router.budget.threshold import zcl_threshold
 from bandit_router.budget.tokens import (
     HeuristicTokenCounter,
@@ -37,7 +38,9 @@ from bandit_router.budget.tokens import (
 
 __all__ = [
     "AccountState",
+    "AffordableAllocator",
     "Allocation",
+    "Allocator",
     "Budget",
     "BudgetAllocator",
     "BudgetPeriod",
