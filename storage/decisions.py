@@ -6,9 +6,11 @@
   cost, a model the stored catalogue does not list) raises before anything is written.
 - ``add_feedback(feedback)`` inserts the feedback and settles the reservation at the actual
   cost in ONE transaction. The same feedback twice returns the stored record with
-  ``duplicate=True``; another reward or cost raises ``FeedbackConflictError``; an unknown
-  decision ``UnknownDecisionError``; feedback after the decision's ``expires_at``
-  ``DecisionExpiredError`` (except the default feedback the router applies at expiry).
+  ``duplicate=True``; another reward, cost or kind (real / default) raises
+  ``FeedbackConflictError``; an unknown decision ``UnknownDecisionError``. The feedback wait
+  time is the ``Router``'s rule: at expiry it adds the default feedback
+  (``is_default=True``) through this same call. A decision recorded with
+  ``reserved=False`` (a user without a budget) holds and settles nothing.
 - ``feedback_id`` is the feedback table's autoincrement key. Ids increase in commit order:
   SQLite serialises writers; on PostgreSQL every feedback insert holds a transaction-scoped
   advisory lock until it commits, so a reader of ``feedback_since(last)`` never sees id
@@ -40,7 +42,6 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from bandit_router.errors import (
-    DecisionExpiredError,
     FeedbackConflictError,
     InvalidInputError,
     UnknownDecisionError,
@@ -107,6 +108,7 @@ class SqlDecisionLog:
             "prior_id": None if d.prior_id is None else str(d.prior_id),
             "reason": str(d.reason or ""),
             "expires_at": None if expires is None else finite(expires, "the expiry time"),
+            "reserved": bool(getattr(d, "reserved", True)),
         }
 
     def _check_model(self, s: Session, model: str) -> None:
@@ -132,7 +134,8 @@ class SqlDecisionLog:
                 )
             s.add(DecisionRow(**values))
             s.flush()
-            self.ledger.reserve_in(s, values["user"], values["id"], values["estimated_cost"])
+            if values["reserved"]:
+                self.ledger.reserve_in(s, values["user"], values["id"], values["estimated_cost"])
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         with self.sessions.read() as s:
@@ -149,7 +152,7 @@ class SqlDecisionLog:
                 DecisionRow.expires_at.is_not(None),
                 DecisionRow.expires_at < float(now),
             )
-            .order_by(DecisionRow.expires_at, DecisionRow.id)
+            .order_by(DecisionRow.created_at, DecisionRow.id)
         )
         if limit is not None:
             q = q.limit(int(limit))
@@ -197,20 +200,12 @@ class SqlDecisionLog:
                 same_reward = (old.reward is None and reward is None) or (
                     old.reward is not None and reward is not None and old.reward == reward
                 )
-                if same_reward and abs(float(old.cost) - cost) <= _MONEY_TOL:
+                same_kind = bool(old.is_default) == bool(feedback.is_default)
+                if same_reward and same_kind and abs(float(old.cost) - cost) <= _MONEY_TOL:
                     return FeedbackOutcome(_feedback(old), True)
                 raise FeedbackConflictError(
                     f"decision {decision_id!r} already has feedback (reward {old.reward}, cost "
                     f"{float(old.cost):.6g} USD); feedback is accepted once per decision."
-                )
-            if (
-                not feedback.is_default
-                and d.expires_at is not None
-                and created_at > float(d.expires_at)
-            ):
-                raise DecisionExpiredError(
-                    f"decision {decision_id!r} expired at {d.expires_at:.0f} (Unix time); its "
-                    "feedback wait time is over and its reservation settled at the estimate."
                 )
             row = FeedbackRow(
                 decision_id=decision_id,
@@ -224,7 +219,8 @@ class SqlDecisionLog:
             )
             s.add(row)
             s.flush()
-            self.ledger.settle_in(s, decision_id, cost)
+            if d.reserved:
+                self.ledger.settle_in(s, decision_id, cost)
             return FeedbackOutcome(_feedback(row), False)
 
 

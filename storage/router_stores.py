@@ -26,6 +26,10 @@ from storage.snapshots import SqlSnapshotStore
 from storage.store import open_store
 from storage.users import SqlUserDirectory
 
+#: as ``bandit_router.stores_memory``: by default a reservation never expires inside the
+#: ledger on its own; the decision's wait time (``Router.expire``) settles it instead
+NEVER = 1e18
+
 
 @dataclass
 class SqlStores(Stores):
@@ -48,7 +52,7 @@ def router_stores(
     engine: Engine,
     *,
     clock: Clock = system_clock,
-    reservation_ttl: float = 3600.0,
+    reservation_ttl: float | None = None,
     on_expiry: str = "charge",
     default_budget: Budget | None = None,
 ) -> SqlStores:
@@ -56,7 +60,7 @@ def router_stores(
     ledger = SqlLedger(
         engine,
         clock=clock,
-        reservation_ttl=reservation_ttl,
+        reservation_ttl=NEVER if reservation_ttl is None else reservation_ttl,
         on_expiry=on_expiry,
         default_budget=default_budget,
     )
@@ -74,7 +78,7 @@ def open_router_stores(
     url: str | os.PathLike[str] | URL | None = None,
     *,
     clock: Clock = system_clock,
-    reservation_ttl: float = 3600.0,
+    reservation_ttl: float | None = None,
     on_expiry: str = "charge",
     default_budget: Budget | None = None,
     migrate: bool = True,
@@ -84,7 +88,9 @@ def open_router_stores(
     migrate it to the newest schema, and return the durable ``Stores``.
 
     ``clock``, ``reservation_ttl``, ``on_expiry`` and ``default_budget`` configure the
-    ledger as they do ``InMemoryLedger``. One per process; ``close()`` when done.
+    ledger as they do ``InMemoryLedger``; ``reservation_ttl=None`` (the default, as in
+    ``memory_stores``) lets the decision's wait time rule instead of a ledger expiry. One per
+    process; ``close()`` when done.
     """
     store = open_store(url, migrate=migrate)
     return router_stores(

@@ -52,6 +52,8 @@ class DecisionRow(Base):
     prior_id: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text, default="admitted")
     expires_at: Mapped[float | None] = mapped_column(Double)
+    #: False for a user without a budget: no ledger reservation was made, none is settled
+    reserved: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class FeedbackRow(Base):

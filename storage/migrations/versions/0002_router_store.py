@@ -83,6 +83,7 @@ def upgrade() -> None:
         sa.Column("prior_id", NAME, nullable=True),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("expires_at", sa.Double(), nullable=True),
+        sa.Column("reserved", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_decisions")),
     )
     op.create_index("ix_decisions_created_at", "decisions", ["created_at"], unique=False)
