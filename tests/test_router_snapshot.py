@@ -1,0 +1,117 @@
+"""Snapshots: the latest snapshot plus the feedback logged after it rebuild the exact state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bandit_router.budget import Budget, ManualClock
+from bandit_router.catalogue import ModelSpec
+from bandit_router.config import RouterConfig
+from bandit_router.router import Router
+from bandit_router.stores_memory import memory_stores
+
+MODELS = [
+    {"name": "small", "input_price_per_mtok": 0.1, "output_price_per_mtok": 0.4},
+    {"name": "large", "input_price_per_mtok": 5.0, "output_price_per_mtok": 15.0},
+]
+
+
+def config(policy="linucb", **kw):
+    return RouterConfig.from_dict(
+        {"models": MODELS, "embedder": "hashing-16", "policy": policy, "seed": 0, **kw}
+    )
+
+
+def assert_same_state(a: Router, b: Router) -> None:
+    assert a.policy.arms == b.policy.arms
+    assert a.policy.n_updates == b.policy.n_updates
+    assert a.last_feedback_id == b.last_feedback_id
+    for name in ("A", "b", "theta", "A_inv"):
+        x, y = getattr(a.policy.state, name), getattr(b.policy.state, name)
+        assert x.shape == y.shape and np.max(np.abs(x - y)) <= 1e-9, name
+
+
+def test_route_feedback_snapshot_more_feedback_restart_gives_the_same_state():
+    clock = ManualClock(1e9)
+    stores = memory_stores(clock=clock)
+    router = Router.from_config(config(), stores, clock=clock)
+    router.set_user("alice", Budget(10.0))
+    for i in range(30):
+        r = router.route("alice", f"first batch {i}")
+        router.feedback(r.decision_id, float(i % 3 == 0))
+    snap = router.snapshot()
+    assert snap.last_feedback_id == 30
+    routes = [router.route("alice", f"second batch {i}") for i in range(20)]
+    for r in routes[::2]:
+        router.feedback(r.decision_id, 0.75)
+    restarted = Router.restore(config(), stores, clock=clock)
+    assert_same_state(router, restarted)
+    # the restarted router takes the rest of the feedback like the first one would
+    for r in routes[1::2]:
+        restarted.feedback(r.decision_id, 0.25)
+    for r in routes[1::2]:
+        assert restarted.feedback(r.decision_id, 0.25).duplicate
+    router.catch_up()  # the first router reads the feedback the other one logged
+    assert_same_state(router, restarted)
+
+
+def test_snapshot_every_n_and_catalogue_changes_survive_a_restart():
+    stores = memory_stores()
+    router = Router.from_config(config(snapshot_every=7), stores)
+    router.set_user("bob", Budget(10.0))
+    for i in range(15):
+        router.feedback(router.route("bob", f"query {i}").decision_id, 1.0)
+    assert stores.snapshots.latest().last_feedback_id == 14
+    router.add_model(ModelSpec("mid", 1.0, 3.0))
+    for i in range(5):
+        router.feedback(router.route("bob", f"after adding {i}", allowed=["mid"]).decision_id, 0.5)
+    router.retire_model("small")
+    for i in range(5):
+        router.feedback(router.route("bob", f"after retiring {i}").decision_id, 0.0)
+    restarted = Router.restore(config(snapshot_every=7), stores)
+    assert restarted.models == ["large", "mid"]
+    assert_same_state(router, restarted)
+
+
+@settings(max_examples=25)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["route", "feedback", "snapshot", "restart"]), st.floats(0, 1)),
+        min_size=1,
+        max_size=40,
+    ),
+    policy=st.sampled_from(["linucb", "lints"]),
+)
+def test_any_interleaving_of_snapshots_and_restarts_keeps_the_state(ops, policy):
+    stores = memory_stores()
+    router = Router.from_config(config(policy), stores)
+    twin = Router.from_config(config(policy), memory_stores())  # never restarts
+    router.set_user("u", Budget(10.0))
+    twin.set_user("u", Budget(10.0))
+    pending: list[tuple[str, str]] = []
+    for i, (op, value) in enumerate(ops):
+        if op == "route":
+            x, _ = router.context_of(f"query {i} {value:.3f}")
+            a = router.route_context("u", x, input_tokens=10)
+            b = twin.route_context("u", x, input_tokens=10, allowed=[a.model])  # same arm
+            pending.append((a.decision_id, b.decision_id))
+        elif op == "feedback" and pending:
+            a, b = pending.pop(int(value * len(pending)) % len(pending))
+            router.feedback(a, value)
+            twin.feedback(b, value)
+        elif op == "snapshot":
+            router.snapshot()
+        elif op == "restart":
+            router = Router.restore(config(policy), stores)
+    assert_same_state(router, twin)
+
+
+def test_a_snapshot_that_does_not_fit_the_config_is_a_clear_error():
+    stores = memory_stores()
+    Router.from_config(config(), stores).snapshot()
+    other = RouterConfig.from_dict({"models": MODELS, "embedder": "hashing-8"})
+    with pytest.raises(Exception, match="16-d|17-d|embedder"):
+        Router.from_config(other, stores)
