@@ -211,7 +211,7 @@ def test_budget_exhausted_says_when_it_resets_and_why_each_model_is_out():
 
 
 def test_no_eligible_model_lists_every_reason():
-    router, stores, _ = make_router()
+    router, _, _ = make_router()
     router.set_user("alice", Budget(1.0))
     router.retire_model("medium")
     r = router.route("alice", "tell me a joke", allowed=["large", "medium"], max_cost=1e-9)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from bandit_router.budget import Budget, ManualClock
 from bandit_router.catalogue import ModelSpec
 from bandit_router.config import RouterConfig
+from bandit_router.errors import DimensionMismatchError
 from bandit_router.router import Router
 from bandit_router.stores_memory import memory_stores
 
@@ -113,5 +114,5 @@ def test_a_snapshot_that_does_not_fit_the_config_is_a_clear_error():
     stores = memory_stores()
     Router.from_config(config(), stores).snapshot()
     other = RouterConfig.from_dict({"models": MODELS, "embedder": "hashing-8"})
-    with pytest.raises(Exception, match="16-d|17-d|embedder"):
+    with pytest.raises(DimensionMismatchError, match="17-d contexts"):
         Router.from_config(other, stores)
