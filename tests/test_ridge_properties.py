@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bandit_router.policies import ArmPrior, LinTS, LinUCB
-from bandit_router.policies.ridge import RidgeArms
+from bandit_router.policies.ridge import RidgeArms, ridge_arms
 
 finite = st.floats(-3.0, 3.0, allow_nan=False, allow_infinity=False)
 
@@ -56,19 +56,45 @@ def test_incremental_matches_batch_ridge(stream, refactor_every):
         np.testing.assert_allclose(state.A[k], A, rtol=1e-12, atol=1e-9)
 
 
-@settings(max_examples=100, deadline=None)
-@given(streams(max_arms=1), st.floats(0.8, 1.0))
-def test_forgetting_matches_discounted_batch(stream, gamma):
-    d, _, X, _, r, lam, theta0 = stream
-    state = RidgeArms(1, d, lam, theta0, forgetting=gamma)
-    for x, y in zip(X, r, strict=True):
-        state.update(0, x, float(y))
+def discounted_batch(X, r, arms, k, lam, theta0, gamma):
+    """Discounted ridge from scratch: only the data is discounted, the prior is a floor.
+
+    After ``n`` updates (of any arm) the observation of update ``s`` (1-based) weighs
+    ``gamma ** (n - s)``; ``A = lam I + sum w x x'``, ``b = lam theta0 + sum w r x``.
+    """
     n = len(r)
-    w = gamma ** np.arange(n - 1, -1, -1.0)  # the newest observation has weight 1
-    lam_eff = lam[0] * gamma**n
-    A = lam_eff * np.eye(d) + (X * w[:, None]).T @ X
-    b = lam_eff * theta0[0] + (X * w[:, None]).T @ r
-    assert rel_err(state.theta[0], np.linalg.solve(A, b)) < 1e-8
+    w = gamma ** (n - np.arange(1, n + 1, dtype=float))
+    return batch_ridge(X[arms == k], r[arms == k], lam, theta0, w[arms == k])
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(), st.floats(0.5, 0.999), st.integers(1, 50), st.data())
+def test_forgetting_matches_discounted_batch(stream, gamma, refactor_every, data):
+    """Incremental discounted arms == the batch discounted ridge, pending discounts included.
+
+    (Before issue 8 this oracle discounted the prior with the data, ``lam * gamma**n``: the
+    semantics that drove ``A`` to singular. The prior is now an undiscounted floor.)
+    """
+    d, K, X, arms, r, lam, theta0 = stream
+    state = ridge_arms(K, d, lam, theta0, forgetting=gamma, refactor_every=refactor_every)
+    cached = data.draw(st.lists(st.booleans(), min_size=len(r), max_size=len(r)))
+    for x, k, y, use_cache in zip(X, arms, r, cached, strict=True):
+        if use_cache:  # the policy's path: score first, pass the projection to the update
+            mean, _, U = state.mean_and_variance(x)
+            state.update(int(k), x, float(y), U[k], float(mean[k]))
+        else:
+            state.update(int(k), x, float(y))
+    probe = np.linspace(-1.0, 1.0, d) + 0.5
+    mean, var, _ = state.mean_and_variance(probe)
+    theta_inc, A_inv_inc = state.theta, state.A_inv
+    for k in range(K):
+        theta, A = discounted_batch(X, r, arms, k, lam[k], theta0[k], gamma)
+        A_inv = np.linalg.inv(A)
+        assert rel_err(theta_inc[k], theta) < 1e-8
+        assert rel_err(A_inv_inc[k], A_inv) < 1e-8
+        np.testing.assert_allclose(state.A[k], A, rtol=1e-10, atol=1e-10)
+        assert abs(mean[k] - probe @ theta) < 1e-8 * max(1.0, abs(probe @ theta))
+        assert abs(var[k] - probe @ A_inv @ probe) < 1e-8 * (probe @ A_inv @ probe)
 
 
 @settings(max_examples=60, deadline=None)

@@ -12,7 +12,7 @@ from bandit_router.errors import ConfigurationError, DimensionMismatchError, Sta
 from bandit_router.policies.base import ArmScores, Decision, Policy
 from bandit_router.policies.drift import DriftWatch
 from bandit_router.policies.prior import ArmPrior
-from bandit_router.policies.ridge import RidgeArms
+from bandit_router.policies.ridge import ridge_arms
 
 
 class LinearPolicy(Policy):
@@ -71,7 +71,7 @@ class LinearPolicy(Policy):
         self.drift_boost_steps = int(drift_boost_steps)
         self.watch = DriftWatch(drift_delta, drift_boost, drift_boost_steps) if drift else None
         strength, theta0 = self._initial_priors(priors or {})
-        self.state = RidgeArms(
+        self.state = ridge_arms(
             self.n_arms, self.dim, strength, theta0, self.forgetting, self.refactor_every
         )
         # (x, x bytes, A_inv x per arm, theta'x, x'A_inv x) of the last scoring call

@@ -1,19 +1,50 @@
-"""Stacked disjoint ridge regressions, one per arm, with rank-one updates.
+"""Stacked disjoint ridge regressions, one per arm: stationary and discounted.
 
-All arms live in stacked arrays: ``A_inv`` of shape ``(K, d, d)``, ``A``, and ``b`` and
-``theta`` of shape ``(K, d)``. ``A_inv`` and ``theta`` are views into one buffer of shape
-``(K*d + K, d)``, so a single matrix-vector product gives every arm's ``A_inv x`` and
-``theta' x``. An update touches one arm with a Sherman-Morrison step (BLAS ``dger``, in
-place, ``O(d^2)``), reusing the ``A_inv x`` of the scoring call. ``A`` and ``b`` are only
-needed to re-factorise: observations are buffered per arm and folded in with one matrix
-product every ``refactor_every`` updates of the arm, when its inverse is recomputed
-exactly through a Cholesky factorisation, which bounds round-off drift.
+Arm ``k`` is the ridge regression with prior ``N(theta0_k, I / lambda_k)``::
 
-With a forgetting factor ``gamma < 1`` every arm's evidence is discounted by ``gamma`` at
-every update of *any* arm (discounted ridge, as in D-LinUCB), so an arm that is no longer
-chosen grows uncertain and is explored again. The discount is applied lazily: the mean is
-invariant to a common scaling of ``A`` and ``b``, only the width needs the pending factor,
-and an arm's arrays are rescaled when it is next updated.
+    A_k = lambda_k I + sum_t w_t x_t x_t'      b_k = lambda_k theta0_k + sum_t w_t r_t x_t
+    theta_k = A_k^-1 b_k                         width_k(x) = sqrt(x' A_k^-1 x)
+
+``RidgeArms`` (``forgetting = 1``, every weight ``w_t = 1``): all arms live in stacked
+arrays, ``A_inv`` of shape ``(K, d, d)``, ``A``, and ``b`` and ``theta`` of shape
+``(K, d)``. ``A_inv`` and ``theta`` are views into one buffer of shape ``(K*d + K, d)``, so
+a single matrix-vector product gives every arm's ``A_inv x`` and ``theta' x``. An update
+touches one arm with a Sherman-Morrison step (BLAS ``dger``, in place, ``O(d^2)``),
+reusing the ``A_inv x`` of the scoring call. ``A`` and ``b`` are only needed to
+re-factorise: observations are buffered per arm and folded in with one matrix product
+every ``refactor_every`` updates of the arm, when its inverse is recomputed exactly
+through a Cholesky factorisation, which bounds round-off drift. A failed factorisation
+raises ``StateError`` and leaves every array as it was.
+
+``DiscountedRidgeArms`` (``forgetting = gamma < 1``, discounted ridge as in D-LinUCB):
+an observation made ``a`` updates (of *any* arm) ago weighs ``w = gamma^a``, so an arm
+that is no longer chosen grows uncertain and is explored again, for exactly the number
+of events it missed. Only the data is discounted; the prior precision ``lambda_k I`` (and
+``lambda_k theta0_k`` in ``b``) is an undiscounted floor, so ``A_k`` never becomes
+singular and every width stays below the prior's ``||x|| / sqrt(lambda_k)``. With the
+data part ``D_k = sum w x x'`` and ``c_k = sum w r x`` stored as of the arm's last
+update, an arm idle for ``n`` events has ``A_k = lambda_k I + gamma^n D_k``. That is not
+a multiple of the stored ``A_k`` (``(lambda I + g D)^-1`` is no rescaling of
+``(lambda I + D)^-1``), so instead of ``A_inv`` each arm keeps the eigen-decomposition of
+its data, ``D_k = V_k diag(s_k) V_k'`` (``V_k`` has orthonormal columns, one per
+direction the arm has seen: its rank ``r_k <= d``), and ``h_k = V_k' (c_k - D_k theta0_k)``.
+Then, for any pending discount ``g``, exactly::
+
+    z = V_k' x
+    width^2 = (||x||^2 - ||z||^2) / lambda_k + sum_i z_i^2 / (lambda_k + g s_i)
+    mean    = theta0_k' x + g sum_i z_i h_i / (lambda_k + g s_i)
+
+Scoring is still one matrix-vector product over a ``(K*d + K, d)`` buffer (the stacked
+``V_k'`` rows, zero past the rank, and ``theta0``) plus ``O(K d)``: the pending discount
+of every arm enters its width and mean at no extra cost. An update of arm ``k`` with
+pending discount ``g`` is the rank-one eigen-update ``g D + x x'``: the part of ``x``
+outside ``V_k`` (if any) extends the basis, the ``(r+1) x (r+1)`` matrix
+``diag(g s) + z z'`` is diagonalised and the basis rotated, ``O(d r^2 + r^3)``: cheap
+while the arm's contexts span few directions, ``O(d^3)`` (one ``eigh`` of size ``d`` plus
+a ``d x d`` product) once they span all of them. Every ``refactor_every`` updates of the
+arm the decomposition is recomputed from the stored ``D_k`` (QR of the basis, ``eigh`` of
+``V' D V``), which bounds round-off drift. Directions whose data precision decays below
+``1e-30 lambda_k`` are dropped (their effect is below round-off).
 """
 
 from __future__ import annotations
@@ -25,8 +56,39 @@ from scipy.linalg.blas import daxpy, dger
 from bandit_router.errors import StateError
 
 
+def ridge_arms(
+    n_arms: int,
+    dim: int,
+    strength: np.ndarray,
+    theta0: np.ndarray,
+    forgetting: float = 1.0,
+    refactor_every: int = 500,
+) -> RidgeArms | DiscountedRidgeArms:
+    """The stationary arms for ``forgetting == 1``, the discounted ones below.
+
+    >>> type(ridge_arms(2, 3, np.ones(2), np.zeros((2, 3)), forgetting=0.9)).__name__
+    'DiscountedRidgeArms'
+    """
+    if float(forgetting) == 1.0:
+        return RidgeArms(n_arms, dim, strength, theta0, refactor_every)
+    return DiscountedRidgeArms(n_arms, dim, strength, theta0, forgetting, refactor_every)
+
+
+def _check_shapes(arrays, shapes: dict[str, tuple[int, ...]]) -> None:
+    for name, shape in shapes.items():
+        if name not in arrays:
+            raise StateError(
+                f"state is missing the array {name!r}; it is not a linear policy's state."
+            )
+        arr = arrays[name]
+        if arr.shape != shape:
+            raise StateError(f"state array {name!r} has shape {arr.shape}, expected {shape}.")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise StateError(f"state array {name!r} contains NaN or infinite values.")
+
+
 class RidgeArms:
-    """The learned state of K disjoint linear arms.
+    """The learned state of K disjoint linear arms without forgetting.
 
     >>> arms = RidgeArms(n_arms=2, dim=3, strength=np.ones(2), theta0=np.zeros((2, 3)))
     >>> x = np.array([1.0, 0.0, 1.0])
@@ -37,8 +99,7 @@ class RidgeArms:
     """
 
     ARRAYS = ("A", "A_inv", "b", "theta", "counts", "since_refactor", "strength", "theta0", "last")
-    #: pending discounts are capped at this factor (widths grow at most 1000-fold)
-    MIN_DISCOUNT = 1e-6
+    forgetting = 1.0
 
     def __init__(
         self,
@@ -46,12 +107,10 @@ class RidgeArms:
         dim: int,
         strength: np.ndarray,
         theta0: np.ndarray,
-        forgetting: float = 1.0,
         refactor_every: int = 500,
     ) -> None:
         K, d = int(n_arms), int(dim)
         self.dim = d
-        self.forgetting = float(forgetting)
         self.refactor_every = int(refactor_every)
         self.strength = np.asarray(strength, dtype=np.float64).reshape(K).copy()
         self.theta0 = np.asarray(theta0, dtype=np.float64).reshape(K, d).copy()
@@ -63,7 +122,7 @@ class RidgeArms:
         self.theta[:] = self.theta0
         self.counts = np.zeros(K, dtype=np.int64)
         self.since_refactor = np.zeros(K, dtype=np.int64)
-        self.last = np.zeros(K, dtype=np.int64)  # global update count when last rescaled
+        self.last = np.zeros(K, dtype=np.int64)  # global update count of the arm's last update
         self.t = 0  # global number of updates
 
     # ---- layout ---------------------------------------------------------------------
@@ -119,14 +178,11 @@ class RidgeArms:
     def mean_and_variance(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return ``theta @ x`` (K,), ``x' A_inv x`` (K,) and the projections (K, d)."""
         U, mean = self.project(x)
-        var = U @ x
-        if self.forgetting != 1.0:
-            var = var / self.pending_discount()
-        return mean, var, U
+        return mean, U @ x, U
 
     def pending_discount(self) -> np.ndarray:
-        """Discount each arm has accrued since it was last rescaled, shape ``(K,)``."""
-        return np.maximum(self.forgetting ** (self.t - self.last), self.MIN_DISCOUNT)
+        """Discount each arm's data has accrued since its last update: none, shape ``(K,)``."""
+        return np.ones(self.n_arms)
 
     # ---- learning -------------------------------------------------------------------
     def update(
@@ -144,20 +200,10 @@ class RidgeArms:
         scoring call on the same ``x`` (before any other update) to skip recomputing them.
         """
         self.t += 1
+        self.last[k] = self.t
         A_inv = self._A_inv_k[k]
         theta = self._theta_k[k]
-        if self.forgetting != 1.0:
-            g = max(self.forgetting ** (self.t - self.last[k]), self.MIN_DISCOUNT)
-            self.flush(k)
-            self._A[k] *= g
-            self._b[k] *= g
-            A_inv *= 1.0 / g
-            self.last[k] = self.t
-            self._A[k] += np.multiply.outer(x, x)
-            self._b[k] += reward * x
-            u = None
-        else:
-            self._pending[k].append((x.copy(), reward))
+        self._pending[k].append((x.copy(), reward))
         if u is None:
             u = A_inv @ x
             mean = quad = None
@@ -176,12 +222,28 @@ class RidgeArms:
         return float(residual)
 
     def refactor(self, k: int) -> None:
-        """Recompute arm ``k``'s inverse and mean exactly from ``A`` and ``b``."""
+        """Recompute arm ``k``'s inverse and mean exactly from ``A`` and ``b``.
+
+        Raises ``StateError`` (leaving ``A_inv`` and ``theta`` as they were) if ``A`` cannot
+        be factorised, which a positive prior strength rules out unless the state is corrupt.
+        """
         self.flush(k)
-        factor = cho_factor(self._A[k], lower=True, check_finite=False)
-        inv = cho_solve(factor, np.eye(self.dim), check_finite=False)
+        try:
+            factor = cho_factor(self._A[k], lower=True, check_finite=True)
+            inv = cho_solve(factor, np.eye(self.dim), check_finite=False)
+            theta = cho_solve(factor, self._b[k], check_finite=False)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            raise StateError(
+                f"the exact re-factorisation of arm {k} failed ({exc}); its learned state was "
+                "left unchanged. The state is corrupt: restore a saved state or start anew."
+            ) from None
+        if not (np.isfinite(inv).all() and np.isfinite(theta).all()):
+            raise StateError(
+                f"the exact re-factorisation of arm {k} gave non-finite values; its learned "
+                "state was left unchanged. Restore a saved state or start anew."
+            )
         self.A_inv[k] = 0.5 * (inv + inv.T)
-        self.theta[k] = cho_solve(factor, self._b[k], check_finite=False)
+        self.theta[k] = theta
         self.since_refactor[k] = 0
 
     def refactor_all(self) -> None:
@@ -228,21 +290,14 @@ class RidgeArms:
 
     def check_arrays(self, arrays, n_arms: int) -> None:
         K, d = n_arms, self.dim
-        shapes = {
-            "A": (K, d, d), "A_inv": (K, d, d), "b": (K, d), "theta": (K, d),
-            "counts": (K,), "since_refactor": (K,), "strength": (K,), "theta0": (K, d),
-            "last": (K,), "clock": (),
-        }  # fmt: skip
-        for name, shape in shapes.items():
-            if name not in arrays:
-                raise StateError(
-                    f"state is missing the array {name!r}; it is not a linear policy's state."
-                )
-            arr = arrays[name]
-            if arr.shape != shape:
-                raise StateError(f"state array {name!r} has shape {arr.shape}, expected {shape}.")
-            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                raise StateError(f"state array {name!r} contains NaN or infinite values.")
+        _check_shapes(
+            arrays,
+            {
+                "A": (K, d, d), "A_inv": (K, d, d), "b": (K, d), "theta": (K, d),
+                "counts": (K,), "since_refactor": (K,), "strength": (K,), "theta0": (K, d),
+                "last": (K,), "clock": (),
+            },
+        )  # fmt: skip
 
     def load(self, arrays) -> None:
         K = arrays["theta"].shape[0]
@@ -255,4 +310,344 @@ class RidgeArms:
         self.theta0 = np.array(arrays["theta0"], dtype=np.float64)
         for name in ("counts", "since_refactor", "last"):
             setattr(self, name, np.array(arrays[name], dtype=np.int64))
+        self.t = int(arrays["clock"])
+
+
+class DiscountedRidgeArms:
+    """The learned state of K disjoint linear arms whose data is discounted by ``gamma``.
+
+    Same interface as ``RidgeArms``; ``A``, ``b``, ``A_inv`` and ``theta`` are computed on
+    access and include every arm's pending discount (shapes ``(K, d, d)`` and ``(K, d)``).
+
+    >>> arms = DiscountedRidgeArms(2, 1, strength=np.ones(2), theta0=np.zeros((2, 1)),
+    ...                            forgetting=0.5)
+    >>> arms.update(0, np.array([1.0]), 1.0)
+    1.0
+    >>> float(arms.theta[0, 0]), float(arms.A_inv[0, 0, 0])  # (1 + 1)^-1
+    (0.5, 0.5)
+    >>> arms.update(1, np.array([1.0]), 0.0)  # arm 0 misses one event: its data weighs 0.5
+    0.0
+    >>> round(float(arms.theta[0, 0]), 4), round(float(arms.A_inv[0, 0, 0]), 4)  # 0.5 / 1.5
+    (0.3333, 0.6667)
+    """
+
+    ARRAYS = (
+        "D", "c", "e", "basis", "eig", "resid", "rank",
+        "counts", "since_refactor", "strength", "theta0", "last",
+    )  # fmt: skip
+    #: the part of a context outside an arm's basis extends the basis above this share of |x|
+    EXTEND_TOL = 1e-11
+    #: eigen-directions of the data below this share of the prior strength are dropped
+    DROP_TOL = 1e-30
+
+    def __init__(
+        self,
+        n_arms: int,
+        dim: int,
+        strength: np.ndarray,
+        theta0: np.ndarray,
+        forgetting: float,
+        refactor_every: int = 500,
+    ) -> None:
+        K, d = int(n_arms), int(dim)
+        if not 0.0 < float(forgetting) < 1.0:
+            raise ValueError(f"forgetting must be in (0, 1), got {forgetting}")
+        self.dim = d
+        self.forgetting = float(forgetting)
+        self.refactor_every = int(refactor_every)
+        self.strength = np.asarray(strength, dtype=np.float64).reshape(K).copy()
+        self._alloc(K)
+        self.theta0[:] = np.asarray(theta0, dtype=np.float64).reshape(K, d)
+        self.counts = np.zeros(K, dtype=np.int64)
+        self.since_refactor = np.zeros(K, dtype=np.int64)
+        self.last = np.zeros(K, dtype=np.int64)  # global update count of the arm's last update
+        self.t = 0
+
+    # ---- layout ---------------------------------------------------------------------
+    def _alloc(self, K: int) -> None:
+        d = self.dim
+        self._M = np.zeros((K * d + K, d))  # basis rows of every arm, then theta0 rows
+        self.basis = self._M[: K * d].reshape(K, d, d)  # rows 0..rank-1: V_k'
+        self.theta0 = self._M[K * d :]
+        self._split = K * d
+        self._D = np.zeros((K, d, d))  # discounted data, as of ``_folded`` (see ``flush``)
+        self._c = np.zeros((K, d))
+        self._folded = np.zeros(K, dtype=np.int64)
+        self._pending: list[list[tuple[np.ndarray, float, int]]] = [[] for _ in range(K)]
+        self.e = np.zeros((K, d))  # c_k - D_k theta0_k, as of the arm's last update
+        self.eig = np.zeros((K, d))  # s_k, zero past the rank
+        self.resid = np.zeros((K, d))  # h_k = V_k' (c_k - D_k theta0_k)
+        self.rank = np.zeros(K, dtype=np.int64)
+
+    @property
+    def n_arms(self) -> int:
+        return int(self.theta0.shape[0])
+
+    def pending_discount(self) -> np.ndarray:
+        """``gamma ** (events since the arm's last update)`` per arm, shape ``(K,)``."""
+        return np.power(self.forgetting, (self.t - self.last).astype(np.float64))
+
+    @property
+    def A(self) -> np.ndarray:
+        """Current design matrices ``lambda I + g D``, shape ``(K, d, d)`` (a copy)."""
+        g = self.pending_discount()
+        return self.strength[:, None, None] * np.eye(self.dim) + g[:, None, None] * self.D
+
+    @property
+    def b(self) -> np.ndarray:
+        """Current ``lambda theta0 + g c``, shape ``(K, d)`` (a copy)."""
+        g = self.pending_discount()
+        return self.strength[:, None] * self.theta0 + g[:, None] * self.c
+
+    def _coefficients(self) -> tuple[np.ndarray, np.ndarray]:
+        g = self.pending_discount()
+        denom = self.strength[:, None] + g[:, None] * self.eig
+        return g, denom
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Current means ``theta0 + V (g h / (lambda + g s))``, shape ``(K, d)`` (a copy)."""
+        g, denom = self._coefficients()
+        coef = g[:, None] * self.resid / denom
+        return self.theta0 + np.einsum("kid,ki->kd", self.basis, coef)
+
+    @property
+    def A_inv(self) -> np.ndarray:
+        """Current ``A^-1 = I / lambda - V diag(g s / (lambda (lambda + g s))) V'`` (a copy)."""
+        g, denom = self._coefficients()
+        lam = self.strength[:, None]
+        coef = g[:, None] * self.eig / (lam * denom)
+        low = (self.basis * coef[:, :, None]).transpose(0, 2, 1) @ self.basis
+        out = (1.0 / self.strength)[:, None, None] * np.eye(self.dim) - low
+        return 0.5 * (out + out.transpose(0, 2, 1))
+
+    @property
+    def D(self) -> np.ndarray:
+        """Discounted data ``sum w x x'`` as of each arm's last update, ``(K, d, d)``."""
+        self.flush()
+        return self._D
+
+    @property
+    def c(self) -> np.ndarray:
+        """Discounted ``sum w r x`` as of each arm's last update, ``(K, d)``."""
+        self.flush()
+        return self._c
+
+    def flush(self, k: int | None = None) -> None:
+        """Fold buffered observations into ``D`` and ``c`` (one product per arm).
+
+        ``D`` and ``c`` are only read to re-factorise and to save, so updates buffer their
+        contexts and this discounts and adds them in one ``O(n d^2)`` matrix product.
+        """
+        gamma = self.forgetting
+        for j in range(self.n_arms) if k is None else (k,):
+            rows = self._pending[j]
+            if rows:
+                now = int(self.last[j])
+                X = np.array([x for x, _, _ in rows])
+                r = np.array([y for _, y, _ in rows])
+                w = np.power(gamma, np.array([now - s for _, _, s in rows], dtype=np.float64))
+                Xw = X * w[:, None]
+                g = gamma ** float(now - self._folded[j])
+                self._D[j] *= g
+                self._D[j] += Xw.T @ X
+                self._c[j] *= g
+                self._c[j] += Xw.T @ r
+                self._folded[j] = now
+                rows.clear()
+
+    # ---- scoring --------------------------------------------------------------------
+    def project(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``V_k' x`` for every arm ``(K, d)`` and ``theta0 @ x`` ``(K,)`` in one product."""
+        y = self._M @ x
+        return y[: self._split].reshape(self.n_arms, self.dim), y[self._split :]
+
+    def mean_and_variance(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return the current ``theta @ x`` (K,), ``x' A_inv x`` (K,) and ``V' x`` (K, d)."""
+        Z, prior_mean = self.project(x)
+        g, denom = self._coefficients()
+        W = Z / denom
+        mean = prior_mean + g * np.einsum("kd,kd->k", W, self.resid)
+        zz = np.einsum("kd,kd->k", Z, Z)
+        var = (x @ x - zz) / self.strength + np.einsum("kd,kd->k", W, Z)
+        return mean, var, Z
+
+    # ---- learning -------------------------------------------------------------------
+    def update(
+        self,
+        k: int,
+        x: np.ndarray,
+        reward: float,
+        u: np.ndarray | None = None,
+        mean: float | None = None,
+        quad: float | None = None,
+    ) -> float:
+        """Add one observation to arm ``k``; returns the residual ``reward - theta_k' x``.
+
+        ``u = V_k' x`` (a row of ``mean_and_variance``'s projections) and ``mean`` may be
+        passed from a scoring call on the same ``x`` (before any other update); ``quad`` is
+        accepted for the interface of ``RidgeArms`` and not needed. Nothing is modified if
+        the eigen-update fails (``StateError``).
+        """
+        r = int(self.rank[k])
+        lam = float(self.strength[k])
+        Vt = self.basis[k, :r]
+        s = self.eig[k, :r]
+        g_now = self.forgetting ** float(self.t - self.last[k])
+        z = Vt @ x if u is None else np.asarray(u)[:r]
+        if mean is None:
+            mean = self.theta0[k] @ x + g_now * float(z @ (self.resid[k, :r] / (lam + g_now * s)))
+        residual = float(reward - mean)
+        g = g_now * self.forgetting  # the data's discount once this event is counted
+        Bt, zz, ss = Vt, z, g * s
+        if r < self.dim:
+            perp = x - Vt.T @ z
+            perp -= Vt.T @ (Vt @ perp)  # second Gram-Schmidt pass keeps the basis orthonormal
+            rho = float(np.sqrt(perp @ perp))
+            if rho > self.EXTEND_TOL * float(np.sqrt(x @ x)):
+                v = perp / rho
+                Bt = np.vstack([Vt, v])
+                zz = np.append(z, v @ x)
+                ss = np.append(ss, 0.0)
+        e = g * self.e[k] + (reward - self.theta0[k] @ x) * x
+        Vt_new, s_new = self._rotate(k, Bt, np.multiply.outer(zz, zz) + np.diag(ss), lam)
+        h = Vt_new @ e
+        # commit (nothing above modified the state)
+        self.t += 1
+        self.last[k] = self.t
+        self._pending[k].append((x.copy(), float(reward), self.t))
+        self.e[k] = e
+        self._install(k, Vt_new, s_new, h)
+        self.counts[k] += 1
+        self.since_refactor[k] += 1
+        if self.since_refactor[k] >= self.refactor_every:
+            self.refactor(k)
+        return residual
+
+    def _rotate(
+        self, k: int, Bt: np.ndarray, M: np.ndarray, lam: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Diagonalise ``M`` (data in the basis ``Bt``), drop negligible directions."""
+        if M.shape[0] == 0:
+            return Bt, np.zeros(0)
+        try:
+            w, W = np.linalg.eigh(M)
+        except np.linalg.LinAlgError as exc:
+            raise StateError(
+                f"the eigen-update of arm {k} failed ({exc}); its learned state was left "
+                "unchanged. Restore a saved state or start anew."
+            ) from None
+        keep = w > self.DROP_TOL * lam
+        return W[:, keep].T @ Bt, w[keep]
+
+    def _install(self, k: int, Vt: np.ndarray, s: np.ndarray, h: np.ndarray) -> None:
+        r, old = len(s), int(self.rank[k])  # rows past the old rank are zero already
+        self.basis[k, :r] = Vt
+        self.eig[k, :r] = s
+        self.resid[k, :r] = h
+        if old > r:
+            self.basis[k, r:old] = 0.0
+            self.eig[k, r:old] = 0.0
+            self.resid[k, r:old] = 0.0
+        self.rank[k] = r
+
+    def refactor(self, k: int) -> None:
+        """Recompute arm ``k``'s eigen-decomposition exactly from ``D_k`` and ``c_k``.
+
+        The basis is re-orthonormalised (QR) and ``V' D V`` diagonalised, ``O(d^2 r)``.
+        Raises ``StateError`` and changes nothing if a factorisation fails.
+        """
+        r = int(self.rank[k])
+        if r:
+            try:
+                Q, _ = np.linalg.qr(self.basis[k, :r].T)
+            except np.linalg.LinAlgError as exc:
+                raise StateError(
+                    f"the exact re-factorisation of arm {k} failed ({exc}); its learned state "
+                    "was left unchanged. Restore a saved state or start anew."
+                ) from None
+            self.flush(k)
+            D = self._D[k]
+            Vt, s = self._rotate(k, Q.T, Q.T @ D @ Q, float(self.strength[k]))
+            e = self._c[k] - D @ self.theta0[k]
+            self._install(k, Vt, s, Vt @ e)
+            self.e[k] = e
+        self.since_refactor[k] = 0
+
+    def refactor_all(self) -> None:
+        for k in range(self.n_arms):
+            self.refactor(k)
+
+    # ---- arms -----------------------------------------------------------------------
+    _PER_ARM = (
+        "_D", "_c", "e", "eig", "resid", "rank", "counts", "since_refactor", "last", "strength"
+    )  # fmt: skip
+
+    def _resize(self, keep: list[int], extra: tuple[float, np.ndarray] | None) -> None:
+        """Rebuild the buffers with arms ``keep`` (old indices) plus an optional new arm."""
+        self.flush()
+        old = {name: getattr(self, name)[keep] for name in self._PER_ARM}
+        basis, theta0 = self.basis[keep], self.theta0[keep]
+        if extra is not None:
+            strength, new_theta0 = extra
+            d = self.dim
+            for name in ("_D", "_c", "e", "eig", "resid", "rank", "counts", "since_refactor"):
+                arr = old[name]
+                old[name] = np.concatenate([arr, np.zeros((1, *arr.shape[1:]), arr.dtype)])
+            old["last"] = np.append(old["last"], self.t)
+            old["strength"] = np.append(old["strength"], strength)
+            basis = np.concatenate([basis, np.zeros((1, d, d))])
+            theta0 = np.vstack([theta0, new_theta0])
+        self._alloc(len(theta0))
+        self.basis[:] = basis
+        self.theta0[:] = theta0
+        for name, value in old.items():
+            setattr(self, name, value)
+        self._folded = self.last.copy()
+
+    def add(self, strength: float, theta0: np.ndarray) -> None:
+        theta0 = np.asarray(theta0, dtype=np.float64).reshape(self.dim)
+        self._resize(list(range(self.n_arms)), (float(strength), theta0))
+
+    def remove(self, k: int) -> None:
+        self._resize([j for j in range(self.n_arms) if j != k], None)
+
+    # ---- state ----------------------------------------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {name: getattr(self, name) for name in self.ARRAYS}
+        out["clock"] = np.array(self.t, dtype=np.int64)
+        return out
+
+    def check_arrays(self, arrays, n_arms: int) -> None:
+        K, d = n_arms, self.dim
+        if "D" not in arrays and "A_inv" in arrays:
+            raise StateError(
+                "this state of a forgetting policy was saved by an earlier release, whose "
+                "forgetting discounted the prior too; it cannot be continued. Start the "
+                "policy anew (from its prior)."
+            )
+        _check_shapes(
+            arrays,
+            {
+                "D": (K, d, d), "c": (K, d), "e": (K, d), "basis": (K, d, d), "eig": (K, d),
+                "resid": (K, d), "rank": (K,), "counts": (K,), "since_refactor": (K,),
+                "strength": (K,), "theta0": (K, d), "last": (K,), "clock": (),
+            },
+        )  # fmt: skip
+        rank = arrays["rank"]
+        if (rank < 0).any() or (rank > d).any():
+            raise StateError(f"state array 'rank' has values outside [0, {d}].")
+
+    def load(self, arrays) -> None:
+        K = arrays["theta0"].shape[0]
+        self._alloc(K)
+        self.basis[:] = arrays["basis"]
+        self.theta0[:] = arrays["theta0"]
+        self._D = np.array(arrays["D"], dtype=np.float64)
+        self._c = np.array(arrays["c"], dtype=np.float64)
+        for name in ("e", "eig", "resid", "strength"):
+            setattr(self, name, np.array(arrays[name], dtype=np.float64))
+        for name in ("rank", "counts", "since_refactor", "last"):
+            setattr(self, name, np.array(arrays[name], dtype=np.int64))
+        self._folded = self.last.copy()
         self.t = int(arrays["clock"])
