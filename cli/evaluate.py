@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from cli.checks import usage
 from cli.options import db_option
 from cli.replay import split_names, split_policies
 
@@ -69,6 +70,7 @@ def evaluate(
     """
     from bandit_router.policies import PRIOR_POLICIES, make_policy
     from cli.checks import (
+        check_embedder,
         check_fixed_models,
         check_input_file,
         load_prior_file,
@@ -80,12 +82,13 @@ def evaluate(
     # every option is checked before a prompt is embedded or a candidate run
     names = split_policies(policy)
     settings, notes = policy_settings(names, setting)
+    check_embedder(embedder)
     needs_prior = [n for n in names if n in PRIOR_POLICIES]
     if needs_prior and prior is None:
-        raise typer.BadParameter(
+        raise usage(
+            "--policy",
             f"{', '.join(needs_prior)} need(s) --prior FILE (a prior from "
             "`bandit-router warm-start`)",
-            param_hint="--policy",
         )
     art = load_prior_file(prior) if prior is not None else None
     check_input_file(log, "LOG")

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from bandit_router.errors import ConfigurationError
+from cli.checks import usage
 from cli.options import db_option, workers_option
 
 
@@ -354,6 +355,7 @@ def replay(
     """
     from cli.checks import (
         check_allocator,
+        check_embedder,
         check_fixed_models,
         check_input_file,
         check_output_file,
@@ -381,9 +383,10 @@ def replay(
     )
     check_allocator(allocator)
     check_users(users)
+    check_embedder(embedder)
     fractions = parse_fractions(budget_fraction)
     if nan not in ("error", "drop", "zero"):
-        raise typer.BadParameter(f"use error, drop or zero, got {nan!r}", param_hint="--nan")
+        raise usage("--nan", f"use error, drop or zero, got {nan!r}")
     check_input_file(table, "TABLE")
     check_input_file(train, "--train")
     if prior is not None:
@@ -391,7 +394,7 @@ def replay(
     if tune_on is not None:
         _check_tune_on(tune_on, train)
     check_output_file(log, "--log", LOG_SUFFIXES)
-    check_output_file(save_prior, "--save-prior", (".npz",))
+    check_output_file(save_prior, "--save-prior")
 
     def check_table(t: Any) -> None:
         from simulations.replay import resolve_users
@@ -464,18 +467,15 @@ def _check_tune_on(spec: str, train: Path | None) -> None:
         except ValueError:
             frac = float("nan")
         if not 0.0 < frac < 1.0:
-            raise typer.BadParameter(
-                f"split:F needs F in (0, 1), got {spec!r}", param_hint="--tune-on"
-            )
+            raise usage("--tune-on", f"split:F needs F in (0, 1), got {spec!r}")
     elif s == "holdout":
         if train is None:
-            raise typer.BadParameter(
+            raise usage(
+                "--tune-on",
                 "holdout needs --train TABLE: it tunes on the rows of the --train table the "
                 "prior was not fitted on (or use split:F).",
-                param_hint="--tune-on",
             )
     elif not Path(s).is_file():
-        raise typer.BadParameter(
-            f"{spec!r} is neither split:F, holdout nor an outcome table that exists.",
-            param_hint="--tune-on",
+        raise usage(
+            "--tune-on", f"{spec!r} is neither split:F, holdout nor an outcome table that exists."
         )

@@ -423,8 +423,10 @@ def write_png(
     title: str,
     ylabel: str,
     dpi: int = 120,
+    fmt: str = "png",
 ) -> None:
-    """The curves overlaid in one figure with a legend, written with matplotlib's Agg canvas.
+    """The curves overlaid in one figure with a legend, written with matplotlib's Agg canvas
+    in ``fmt`` (png, jpeg, svg or pdf; see ``cli.checks.figure_format``).
 
     Uses the object-oriented API (no pyplot), so the process's matplotlib backend is untouched.
     """
@@ -441,7 +443,7 @@ def write_png(
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize="small", frameon=False)
-    fig.savefig(path, dpi=dpi, format="png")
+    fig.savefig(path, dpi=dpi, format=fmt)
 
 
 def _long_frame(records, steps: pd.DataFrame) -> pd.DataFrame:
@@ -485,7 +487,10 @@ def regret_export(
         ..., help="Ids of the runs to export (see `bandit-router runs list`)."
     ),
     png: Path | None = typer.Option(
-        None, "--png", help="Write the overlaid curves with a legend to this PNG file."
+        None,
+        "--png",
+        help="Write the overlaid curves with a legend to this figure file: .png, or .jpg, "
+        ".svg, .pdf by its suffix.",
     ),
     csv: Path | None = typer.Option(
         None,
@@ -506,7 +511,10 @@ def regret_export(
     """Export the regret curves of several runs as a PNG figure and/or a long-format CSV."""
     if png is None and csv is None:
         raise ExportTargetError("give --png FILE and/or --csv FILE: nothing to write otherwise.")
+    from cli.checks import figure_format
+
     png = _writable(png, "--png") if png is not None else None
+    fmt = figure_format(png, "--png") if png is not None else "png"
     csv = _writable(csv, "--csv") if csv is not None else None
     records, steps, column = _load_curves(db, run_ids, budgeted)
     default_title, ylabel = _titles(budgeted)
@@ -517,6 +525,7 @@ def regret_export(
             title=title or default_title,
             ylabel=ylabel,
             dpi=dpi,
+            fmt=fmt,
         )
         typer.echo(f"wrote {png} ({len(records)} curve(s))")
     if csv is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cli.checks import usage
 from cli.options import db_option, workers_option
 from cli.replay import LOG_SUFFIXES, emit, parse_fractions, split_policies, with_policy_settings
 
@@ -74,7 +75,7 @@ def simulate(
 
     names = split_policies(policy)
     if env not in ("linear", "logistic"):
-        raise typer.BadParameter(f"use linear or logistic, got {env!r}", param_hint="--env")
+        raise usage("--env", f"use linear or logistic, got {env!r}")
     settings, notes = policy_settings(names, setting)
     check_fixed_models(names, [f"arm{k}" for k in range(arms)], where="the synthetic stream")
     base = check_replay_options(order="given" if drift else "shuffle", delay=delay, noise=noise)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cli.checks import usage
+
 
 def register(app: typer.Typer) -> None:
     app.command("warm-start")(warm_start)
@@ -84,6 +86,19 @@ def warm_start(
         raise ConfigurationError(
             "--prompts only applies to a preference file, not to --from-outcomes."
         )
+    import math
+
+    from cli.checks import check_embedder, check_input_file, check_output_file
+
+    check_embedder(embedder)
+    if calibration not in ("shared", "per-model"):
+        raise usage("--calibration", f"unknown calibration {calibration!r}; use shared or per-model")
+    if strength is not None and not (math.isfinite(strength) and strength > 0):
+        raise usage("--strength", f"the prior strength must be a positive number, got {strength}")
+    check_input_file(prefs, "PREFS")
+    check_input_file(from_outcomes, "--from-outcomes")
+    check_input_file(prompts, "--prompts")
+    check_output_file(out, "--out")
     emb = make_embedder(embedder, disk_cache=disk_cache)
     if from_outcomes is not None:
         art = train_prior_from_outcomes(

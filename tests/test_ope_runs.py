@@ -33,6 +33,22 @@ def plain(output: str) -> str:
     return " ".join(re.sub("[│╭╮╰╯─]", " ", output).split())
 
 
+def cli_error(argv: list[str], monkeypatch, capsys) -> str:
+    """Run the console script on ``argv``; it must exit with code 2 and print one
+    ``error:`` line (no traceback). Returns that line."""
+    import sys
+
+    from cli.app import main
+
+    monkeypatch.setattr(sys, "argv", ["bandit-router", *argv])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
+    return err
+
+
 def json_lines(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
@@ -77,13 +93,10 @@ def test_simulate_log_names_the_run_of_every_decision(simulated):
     assert (df.groupby("run").size() == 600).all()
 
 
-def test_evaluate_refuses_a_mixed_log_and_says_how_to_pick_a_run(simulated):
+def test_evaluate_refuses_a_mixed_log_and_says_how_to_pick_a_run(simulated, monkeypatch, capsys):
     log, _ = simulated
-    res = runner.invoke(app, ["evaluate", str(log), "-p", "random", "--no-save"])
-    assert res.exit_code == 2
-    text = plain(res.output)
+    text = cli_error(["evaluate", str(log), "-p", "random", "--no-save"], monkeypatch, capsys)
     assert "mixes 4 logging runs" in text and "--run random/s0" in text and "--run all" in text
-    assert "Traceback" not in res.output
 
 
 def test_evaluate_on_one_exploring_run_covers_the_simulated_value(simulated):
@@ -198,7 +211,9 @@ def test_effective_sample_size_is_the_kish_formula(props, seed):
     assert 1.0 - 1e-9 <= ess <= n + 1e-9
 
 
-def test_rewards_outside_the_scale_are_refused_with_the_column_and_range(tmp_path):
+def test_rewards_outside_the_scale_are_refused_with_the_column_and_range(
+    tmp_path, monkeypatch, capsys
+):
     df = pd.DataFrame(
         {
             "context": ["[1]", "[1]"],
@@ -211,9 +226,8 @@ def test_rewards_outside_the_scale_are_refused_with_the_column_and_range(tmp_pat
         log_from_frame(df, source="x.csv")
     path = tmp_path / "bad.csv"
     df.to_csv(path, index=False)
-    res = runner.invoke(app, ["evaluate", str(path), "-p", "random", "--no-save"])
-    assert res.exit_code == 2
-    assert "column 'reward' must lie in [0, 1]" in plain(res.output)
+    err = cli_error(["evaluate", str(path), "-p", "random", "--no-save"], monkeypatch, capsys)
+    assert "column 'reward' must lie in [0, 1]" in err
 
 
 def test_candidate_result_carries_support_and_warnings():
