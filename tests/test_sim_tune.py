@@ -278,3 +278,37 @@ def test_cli_tune_on_holdout_uses_the_rows_the_prior_did_not_fit(outcome_csv, tm
     assert res.exit_code == 0, res.output
     assert "tuning on 24 rows of" in res.output and "held out by the prior" in res.output
     assert "pilot: tuned {'alpha':" in res.output and "'prior_scale':" in res.output
+
+
+def test_cli_tune_on_split_keeps_the_users_so_budgets_stay_per_user(outcome_csv):
+    """``--users hash:4 --budget USD`` gives every user USD; after ``--tune-on split:F``
+    took its rows away, the rest must still be replayed with four users, not one."""
+    from simulations.outcomes import load_outcomes
+    from simulations.replay import resolve_users
+
+    path, _ = outcome_csv
+    res = _cli(
+        path,
+        "-p",
+        "linucb",
+        "--embedder",
+        "hashing-16",
+        "--users",
+        "hash:4",
+        "--budget",
+        "0.01",
+        "--tune-on",
+        "split:0.25",
+        "--tune-seeds",
+        "1",
+        "--no-save",
+        "--workers",
+        "1",
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    (rec,) = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    rest = load_outcomes(path).split(0.25, seed=1)[1]  # what the replay keeps (seed 0 + 1)
+    users = len(set(resolve_users(rest, "hash:4")))
+    assert rec["queries"] == rest.n and users > 1
+    assert rec["budget"] == pytest.approx(0.01 * users)
