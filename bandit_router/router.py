@@ -376,6 +376,7 @@ class Router:
         self._embed_lock = threading.Lock()  # the in-memory embedding cache is not thread-safe
         self._specs: dict[str, ModelSpec] = {s.name: s for s in specs}
         self._retired: set[str] = set()
+        self._active: set[str] = set(names)
         self._budgets: dict[str, Budget | None] = {}
         self._since_snapshot = 0
         self._embedder_name = str(getattr(embedder, "name", "") or "")
@@ -551,6 +552,7 @@ class Router:
                 prior = self.prior.priors([spec.name])[spec.name]
             self.catch_up()
             self.policy.add_arm(spec.name, prior)
+            self._active.add(spec.name)
             self._specs[spec.name] = spec
             self._retired.discard(spec.name)
             self._rebuild_costs()
@@ -567,6 +569,7 @@ class Router:
                 )
             self.catch_up()
             self.policy.remove_arm(name)
+            self._active.discard(name)
             self._retired.add(name)
             self._rebuild_costs()
             self.stores.models.put(ModelRecord(self._specs[name], "retired"))
@@ -978,6 +981,28 @@ class Router:
             f"one (reward {rec.reward:g}, cost {rec.cost:.6g}) was not applied."
         )
 
+    def release(self, decision_id: str, user: str | None = None) -> FeedbackResult:
+        """Cancel a decision whose model was never called (its upstream failed): the
+        reservation settles at 0 USD and nothing is learned. It is stored as a feedback
+        record without a reward (``is_default=True``), so later feedback on it is refused
+        as for an expired decision. Releasing twice is a no-op (``duplicate``)."""
+        did = str(decision_id)
+        with self._lock:
+            d = self.stores.decisions.get(did)
+            if d is None or (user is not None and d.user != user):
+                raise UnknownDecisionError(
+                    f"no decision {did!r}; give the decision_id that route returned."
+                )
+            rec = FeedbackRecord(
+                did, None, 0.0, self.clock(), d.model, d.context, d.user, is_default=True
+            )
+            out = self.stores.decisions.add_feedback(rec)  # conflicts if feedback came first
+            self.catch_up()
+            return FeedbackResult(
+                did, d.model, None, 0.0, d.estimated_cost, out.record.feedback_id,
+                duplicate=out.duplicate, applied=False, is_default=True,
+            )  # fmt: skip
+
     def catch_up(self) -> int:
         """Apply the feedback logged after ``last_feedback_id`` (by any process), in id
         order; returns how many records were read."""
@@ -994,9 +1019,8 @@ class Router:
                     return n
 
     def _apply(self, f: FeedbackRecord) -> None:
-        pol = self.policy
-        if f.reward is not None and f.model in pol._index:
-            pol.update(f.model, f.context, f.reward)
+        if f.reward is not None and f.model in self._active:
+            self.policy.update(f.model, f.context, f.reward)
         self.last_feedback_id = f.feedback_id
         self._since_snapshot += 1
         if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
@@ -1043,6 +1067,10 @@ class Router:
                     zip(cm.models, cm.expected_output_tokens.tolist(), strict=True)
                 ),
                 "n_updates": self.policy.n_updates,
+                # what the state was learned on (serve refuses another embedder)
+                "embedder": self._embedder_name,
+                "embedder_dim": int(self.embedder.dim) if self.embedder is not None else None,
+                "prior_id": self.prior_id,
             }
             snap = self.stores.snapshots.save(self.policy.get_state(), self.last_feedback_id, meta)
             self._since_snapshot = 0

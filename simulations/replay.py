@@ -7,9 +7,11 @@ when a model is chosen ``observed (n, K)``, the reward used for regret ``expecte
 exact), the costs ``(n, K)``, tasks, users and optional preference priors.
 
 ``run_replay(problem, policy_name, config)`` streams the queries in an order drawn from
-the seed (shuffled, or tasks in blocks to simulate drift), lets the policy choose, reveals
-only the chosen model's reward (optionally noisy, optionally after a delay), charges its
-cost to the user's budget, and records per-step metrics.
+the seed (shuffled, or tasks in blocks to simulate drift) through a ``Router`` on
+in-memory stores (``replay_router``): the decision path of the service, with the logged
+costs as estimates and per-user budgets with a known horizon. Only the chosen model's
+reward is revealed (optionally noisy, optionally after a delay) as the decision's
+feedback, which settles its cost; per-step metrics are recorded.
 """
 
 from __future__ import annotations
@@ -25,8 +27,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bandit_router.budget import (
+    AffordableAllocator,
+    Allocator,
+    Budget,
+    BudgetAllocator,
+    ManualClock,
+)
+from bandit_router.catalogue import ModelSpec
+from bandit_router.config import build_policy as _build_policy
 from bandit_router.errors import ConfigurationError, InvalidInputError
-from bandit_router.policies import PRIOR_POLICIES, ArmPrior, Policy, make_policy
+from bandit_router.policies import ArmPrior, Policy
+from bandit_router.router import Router, counter_ids
+from bandit_router.stores_memory import memory_stores
 from simulations import metrics
 from simulations.outcomes import OutcomeTable
 
@@ -291,9 +304,9 @@ class ReplayConfig:
     revealed reward (then clipped to [0, 1]), ``flip`` the probability that a 0/1 reward
     is revealed flipped. ``learn_fraction`` L reproduces PILOT's protocol: the first L of
     the stream is a learning bucket (no budget, immediate feedback, not measured), the rest
-    the deployment bucket (budgeted and measured; the policy keeps learning). ``allocator`` is ``auto`` (the budget package's online knapsack
-    if installed, else ``affordable``), ``affordable`` (any model whose cost fits the
-    remaining budget) or a callable.
+    the deployment bucket (budgeted and measured; the policy keeps learning). ``allocator`` is ``auto`` / ``knapsack`` (the online knapsack,
+    ``BudgetAllocator``), ``affordable`` (any model whose cost fits the remaining budget)
+    or an object with the ``bandit_router.budget.Allocator`` protocol.
 
     >>> ReplayConfig(delay="fixed:3").delay_spec.kind
     'fixed'
@@ -354,62 +367,69 @@ def stream_order(problem: Problem, order: str, seed: int) -> np.ndarray:
 # ---- budget allocation ---------------------------------------------------------------------
 
 
-class AffordableAllocator:
-    """The allocator of last resort: admit every model whose cost fits the remaining budget.
+def make_allocator(spec: Any) -> Allocator:
+    """``auto`` / ``knapsack`` (the online knapsack, ``BudgetAllocator``), ``affordable``
+    (``AffordableAllocator``) or an object with the core's ``Allocator`` protocol.
 
-    It spends greedily and stops when nothing fits; the online knapsack of the ``budget``
-    package paces spending instead. ``choose`` returns the arm index or -1.
-
-    >>> import numpy as np
-    >>> from bandit_router.policies import make_policy
-    >>> pol = make_policy("linucb", ["a", "b"], dim=1, seed=0)
-    >>> AffordableAllocator().choose(pol, pol.score(np.ones(1)), np.array([1.0, 5.0]), 2.0, {})
-    0
+    >>> type(make_allocator("auto")).__name__, make_allocator("affordable").name
+    ('BudgetAllocator', 'affordable')
     """
-
-    name = "affordable"
-    last_decision = None
-
-    def reset(self, budgets: np.ndarray, horizons: np.ndarray, problem: Problem) -> None:
-        """Called once per run with per-user budgets and query counts."""
-
-    def choose(
-        self,
-        policy: Policy,
-        scores: Any,
-        costs: np.ndarray,
-        remaining: float,
-        ctx: Mapping[str, Any],
-    ) -> int:
-        ok = costs <= remaining + 1e-15
-        if not ok.any():
-            self.last_decision = None
-            return -1
-        self.last_decision = policy.choose(scores, ok)
-        return int(self.last_decision.index)
-
-    def observe(self, user: int, cost: float) -> None:
-        """Called after every call with the actual cost."""
-
-
-def make_allocator(spec: Any) -> Any:
-    """``auto`` | ``affordable`` | an object with ``choose`` (see ``AffordableAllocator``)."""
     if not isinstance(spec, str):
+        if not isinstance(spec, Allocator):
+            raise ConfigurationError(
+                "a custom allocator needs choose(policy, scores, costs, state, max_cost=, "
+                "allowed=) -> Allocation (bandit_router.budget.Allocator)."
+            )
         return spec
     if spec == "affordable":
         return AffordableAllocator()
     if spec in ("auto", "knapsack"):
-        try:
-            from simulations.budget_bridge import KnapsackAllocator
-        except ImportError:
-            if spec == "knapsack":
-                raise ConfigurationError(
-                    "the online knapsack allocator needs bandit_router.budget, which is not "
-                    "available; use --allocator affordable."
-                ) from None
-            return AffordableAllocator()
-        return KnapsackAllocator()
+        return BudgetAllocator()
     raise ConfigurationError(f"unknown allocator {spec!r}; use auto, knapsack or affordable.")
+
+
+def allocator_name(allocator: Any) -> str | None:
+    """The name a run records for its allocator (``knapsack``, ``affordable``, ``custom``)."""
+    if allocator is None:
+        return None
+    if isinstance(allocator, BudgetAllocator):
+        return "knapsack"
+    return str(getattr(allocator, "name", "custom"))
+
+
+def replay_router(
+    problem: Problem,
+    policy: Policy,
+    allocator: Allocator | None = None,
+    *,
+    log_propensity: bool = False,
+    ids: Any = None,
+) -> Router:
+    """The ``Router`` a replay streams through: the served decision path on in-memory
+    stores, a clock that never moves (no expiry, no period reset), no embedder (the
+    problem's contexts enter through ``route_context``) and the logged cost of every query
+    as its estimate (``route_context(..., costs=row)``), so the catalogue has no prices.
+
+    >>> p = Problem.from_arrays(np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 2)))
+    >>> from bandit_router.policies import make_policy
+    >>> r = replay_router(p, make_policy("linucb", p.arms, p.dim, seed=0))
+    >>> r.route_context("u", p.X[0], costs=p.costs[0]).reason
+    'unbudgeted'
+    """
+    clock = ManualClock(0.0)
+    return Router(
+        [ModelSpec(a, 0.0, 0.0, expected_output_tokens=0.0) for a in policy.arms],
+        None,
+        None,
+        policy,
+        allocator,
+        None,
+        memory_stores(clock=clock),
+        clock=clock,
+        feedback_wait_seconds=None,
+        ids=ids if ids is not None else counter_ids(),
+        log_propensity=log_propensity,
+    )
 
 
 # ---- one run -------------------------------------------------------------------------------
@@ -434,11 +454,10 @@ class RunResult:
 
 
 def build_policy(problem: Problem, name: str, seed: int, **kwargs: Any) -> Policy:
-    """``make_policy`` with the problem's priors wired into ``pilot``/``pilot-ts``.
-
-    ``fixed:best`` and ``fixed:expensive`` name the best single model in hindsight and the
-    most expensive model of the problem. ``prior_scale`` (prior policies only) multiplies
-    every prior strength lambda_a (``--set prior_scale=16``; the tuner's prior-strength knob).
+    """``bandit_router.config.build_policy`` on the problem: its arms, dimension and priors
+    (for ``pilot``/``pilot-ts``), and ``fixed:best`` / ``fixed:expensive`` naming the best
+    single model in hindsight and the most expensive model of the problem.
+    ``prior_scale`` (prior policies only) multiplies every prior strength lambda_a.
 
     >>> p = Problem.from_arrays(np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 2)),
     ...     priors={"m0": ArmPrior([0.5, 0.0], 2.0), "m1": ArmPrior([0.5, 0.0], 3.0)})
@@ -446,34 +465,15 @@ def build_policy(problem: Problem, name: str, seed: int, **kwargs: Any) -> Polic
     >>> (1 / w**2).round(6).tolist()  # A = 4 lambda_a I
     [8.0, 12.0]
     """
-    kw = dict(kwargs)
-    prior_scale = kw.pop("prior_scale", None)
-    if prior_scale is not None:
-        if name not in PRIOR_POLICIES:
-            raise ConfigurationError(
-                f"prior_scale applies to the prior policies {PRIOR_POLICIES}, not {name!r}."
-            )
-        if not (isinstance(prior_scale, int | float) and math.isfinite(prior_scale)):
-            raise ConfigurationError(f"prior_scale must be a number, got {prior_scale!r}.")
-        if not prior_scale > 0:
-            raise ConfigurationError(f"prior_scale must be positive, got {prior_scale}.")
-    if name == "fixed:best":  # the best single model in hindsight
-        name = f"fixed:{problem.arms[int(problem.expected.mean(axis=0).argmax())]}"
-    elif name == "fixed:expensive":  # the model with the highest total cost
-        name = f"fixed:{problem.arms[int(problem.costs.sum(axis=0).argmax())]}"
-    if name in PRIOR_POLICIES:
-        if not problem.priors:
-            raise ConfigurationError(
-                f"policy {name!r} needs a preference prior; give --prior FILE or --train "
-                "TABLE (or --train-split F), or use the prior-free twin (linucb / lints)."
-            )
-        kw["priors"] = problem.priors
-        if prior_scale is not None:
-            kw["priors"] = {
-                a: ArmPrior(pr.theta0, pr.strength * float(prior_scale))
-                for a, pr in problem.priors.items()
-            }
-    return make_policy(name, problem.arms, problem.dim, seed=seed, **kw)
+    aliases = {}
+    if name in ("fixed:best", "fixed:expensive"):
+        aliases = {
+            "best": problem.arms[int(problem.expected.mean(axis=0).argmax())],
+            "expensive": problem.arms[int(problem.costs.sum(axis=0).argmax())],
+        }
+    return _build_policy(
+        name, problem.arms, problem.dim, priors=problem.priors, aliases=aliases, seed=seed, **kwargs
+    )
 
 
 _LP_CACHE: dict[str, tuple[float, np.ndarray]] = {}
@@ -576,74 +576,61 @@ def _run_replay(
             r = float(np.clip(lo + hi - r, lo, hi))
         return r
 
+    # every query goes through the Router: the decision path of the service
     n_learn = round(config.learn_fraction * len(order))
-    learn_reward = 0.0
-    for i in order[:n_learn]:  # PILOT's learning bucket: no budget, not measured
-        d = pol.choose(pol.score(problem.X[i]))
-        learn_reward += float(problem.expected[i, d.index])
-        pol.update(d.arm, problem.X[i], revealed(float(problem.observed[i, d.index])))
-    order = order[n_learn:]
-    n = len(order)
-    delays = config.delay_spec.sample(rng, n)
-    _, user_idx = np.unique(problem.users[order], return_inverse=True)  # (n,) per step
+    n = len(order) - n_learn
+    _, user_idx = np.unique(problem.users[order[n_learn:]], return_inverse=True)  # (n,)
     n_users = int(user_idx.max()) + 1 if n else 1
     truncated = n < problem.n
     scope = problem
     if truncated:  # a truncated stream gets the budget of the rows it actually sees
+        rows = order[n_learn:]
         scope = Problem.from_arrays(
-            problem.X[order],
-            problem.expected[order],
-            problem.costs[order],
-            users=problem.users[order],
+            problem.X[rows], problem.expected[rows], problem.costs[rows], users=problem.users[rows]
         )
     budgets = scope.user_budgets(config.budget, config.budget_fraction)
     allocator = make_allocator(config.allocator) if budgets is not None else None
-    if allocator is not None:
-        allocator.reset(budgets, np.bincount(user_idx, minlength=n_users), problem)
-    spent = np.zeros(n_users)
+    router = replay_router(problem, pol, allocator, log_propensity=log_decisions)
+    names = [f"user-{u}" for u in range(n_users)]
+    if budgets is not None:  # a known horizon per user: PILOT's bins
+        horizons = np.bincount(user_idx, minlength=n_users)
+        for u in range(n_users):
+            router.set_user(
+                names[u], Budget(float(budgets[u]), expected_queries=max(int(horizons[u]), 1))
+            )
+    index = {a: k for k, a in enumerate(problem.arms)}
+    X, costs, observed = problem.X, problem.costs, problem.observed
+    learn_reward = 0.0
+    for i in order[:n_learn]:  # PILOT's learning bucket: no budget, not measured
+        route = router.route_context("learning-bucket", X[i], costs=costs[i])
+        k = index[route.model]
+        learn_reward += float(problem.expected[i, k])
+        router.feedback(route.decision_id, revealed(float(observed[i, k])), cost=costs[i, k])
+    order = order[n_learn:]
+    delays = config.delay_spec.sample(rng, n)
     chosen = np.full(n, -1, dtype=np.int64)
     cost = np.zeros(n)
-    pending: list[tuple[int, int, int, int, float]] = []  # (due, seq, row, arm, reward)
+    pending: list[tuple[int, int, str, float, float]] = []  # (due, seq, decision, reward, cost)
+    reasons: dict[str, int] = {}
     log_rows: list[dict[str, Any]] = []
     bar = tqdm(total=n, desc=f"{policy_name} seed {seed}", unit="q", disable=not progress)
     for t in range(n):
         while pending and pending[0][0] <= t:
-            _, _, row, k, r = heapq.heappop(pending)
-            pol.update(problem.arms[k], problem.X[row], r)
+            _, _, did, r, c = heapq.heappop(pending)
+            router.feedback(did, r, cost=c)
         i = int(order[t])
-        x = problem.X[i]
-        scores = pol.score(x)
-        u = int(user_idx[t])
-        if allocator is None:
-            decision = pol.choose(scores)
-            k = decision.index
-        else:
-            remaining = float(budgets[u] - spent[u])
-            k = allocator.choose(
-                pol,
-                scores,
-                problem.costs[i],
-                remaining,
-                {
-                    "user": u,
-                    "t": t,
-                    "row": i,
-                    "spent": float(spent[u]),
-                    "budget": float(budgets[u]),
-                },
-            )
-            decision = getattr(allocator, "last_decision", None)
-        if k < 0:
+        x = X[i]
+        route = router.route_context(names[int(user_idx[t])], x, costs=costs[i])
+        if allocator is not None:
+            reasons[route.reason] = reasons.get(route.reason, 0) + 1
+        if route.model is None:
             bar.update()
             continue
+        k = index[route.model]
         chosen[t] = k
-        cost[t] = problem.costs[i, k]
-        spent[u] += cost[t]
-        if allocator is not None:
-            allocator.observe(u, float(cost[t]))
-        r = revealed(float(problem.observed[i, k]))
+        cost[t] = costs[i, k]
+        r = revealed(float(observed[i, k]))
         if log_decisions:
-            prop = decision.propensity if decision is not None else float("nan")
             log_rows.append(
                 {
                     "decision_id": f"{seed}-{t}",
@@ -652,14 +639,14 @@ def _run_replay(
                     "context": x.tolist(),
                     "model": problem.arms[k],
                     "reward": r,
-                    "propensity": prop,
+                    "propensity": route.propensity,
                     "cost": float(cost[t]),
                 }
             )
         if delays[t] == 0:
-            pol.update(problem.arms[k], x, r)
+            router.feedback(route.decision_id, r, cost=cost[t])
         else:
-            heapq.heappush(pending, (t + int(delays[t]), t, i, k, r))
+            heapq.heappush(pending, (t + int(delays[t]), t, route.decision_id, r, cost[t]))
         bar.update()
     bar.close()
     steps = _step_frame(problem, order, chosen, cost, budgets)
@@ -678,14 +665,13 @@ def _run_replay(
     if n_learn:
         summary.update(learn_queries=n_learn, learn_mean_reward=learn_reward / n_learn)
     if allocator is not None:
-        summary["allocator"] = getattr(allocator, "name", "custom")
-        if getattr(allocator, "reasons", None):
-            summary["allocator_reasons"] = dict(allocator.reasons)
+        summary["allocator"] = allocator_name(allocator)
+        summary["allocator_reasons"] = reasons
     log = pd.DataFrame(log_rows) if log_decisions else None
     params = {
         "config": config.describe(),
         "problem": problem.info,
-        "allocator": getattr(allocator, "name", None),
+        "allocator": allocator_name(allocator),
     }
     return RunResult(policy_name, int(seed), steps, summary, log, params)
 

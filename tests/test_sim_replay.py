@@ -49,6 +49,9 @@ class Spy:
     def arms(self):
         return self.inner.arms
 
+    def __getattr__(self, name):  # the rest of the Policy interface the Router uses
+        return getattr(self.inner, name)
+
 
 def tiny_problem(n=200, K=3, seed=0, **kw):
     return make_synthetic_problem("linear", n=n, n_arms=K, dim=4, seed=seed, **kw)
