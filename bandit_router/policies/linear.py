@@ -23,11 +23,13 @@ class LinearPolicy(Policy):
     ridge
         Strength of the default prior ``N(0, I / ridge)`` of arms without a prior.
     priors
-        Optional ``{arm: ArmPrior}``. Arms missing from it start from the pooled mean of
+        Optional ``{arm: ArmPrior}`` (or ``{arm: {"theta0": [...], "strength": s}}``, the
+        JSON form ``config()`` gives). Arms missing from it start from the pooled mean of
         the given priors with strength ``cold_strength`` (default ``ridge``).
     forgetting
-        Discount in (0, 1] applied to an arm's past evidence at each of its updates
-        (1 = stationary ridge).
+        Discount ``gamma`` in (0, 1] of every arm's past observations at each update of any
+        arm (1 = stationary ridge). The prior is never discounted: an arm idle for ``n``
+        events has ``A = lambda I + gamma^n D`` and drifts back to its prior.
     refactor_every
         Exact re-factorisation of an arm's inverse every that many of its updates.
     drift
@@ -41,7 +43,7 @@ class LinearPolicy(Policy):
         dim: int,
         *,
         ridge: float = 1.0,
-        priors: Mapping[str, ArmPrior] | None = None,
+        priors: Mapping[str, ArmPrior | Mapping[str, Any]] | None = None,
         cold_strength: float | None = None,
         forgetting: float = 1.0,
         refactor_every: int = 500,
@@ -70,7 +72,8 @@ class LinearPolicy(Policy):
         self.drift_boost = float(drift_boost)
         self.drift_boost_steps = int(drift_boost_steps)
         self.watch = DriftWatch(drift_delta, drift_boost, drift_boost_steps) if drift else None
-        strength, theta0 = self._initial_priors(priors or {})
+        priors = {str(a): ArmPrior.coerce(p) for a, p in (priors or {}).items()}
+        strength, theta0 = self._initial_priors(priors)
         self.state = ridge_arms(
             self.n_arms, self.dim, strength, theta0, self.forgetting, self.refactor_every
         )
@@ -173,12 +176,15 @@ class LinearPolicy(Policy):
     def sample_parameters(self, scale: float = 1.0) -> np.ndarray:
         """Draw every arm's weights from ``N(theta_k, scale^2 A_k^-1)`` through a Cholesky factor.
 
-        Returns ``(K, d)``. Deciding does not need this (the draw's projection on ``x`` is
-        sampled exactly from its one-dimensional law), but it is the full posterior draw.
+        Returns ``(K, d)``. ``theta_k`` and ``A_k`` are the current posterior: with
+        forgetting they include the discount of the events since the arm's last update,
+        like the widths of ``score``. Deciding does not need this (the draw's projection on
+        ``x`` is sampled exactly from its one-dimensional law), but it is the full draw.
         """
-        L = np.linalg.cholesky(self.state.A_inv)
-        z = self.rng.standard_normal(self.state.theta.shape)
-        return self.state.theta + scale * np.einsum("kij,kj->ki", L, z)
+        theta, A_inv = self.state.theta, self.state.A_inv
+        L = np.linalg.cholesky(A_inv)
+        z = self.rng.standard_normal(theta.shape)
+        return theta + scale * np.einsum("kij,kj->ki", L, z)
 
     # ---- state ----------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -192,8 +198,23 @@ class LinearPolicy(Policy):
             drift_delta=self.drift_delta,
             drift_boost=self.drift_boost,
             drift_boost_steps=self.drift_boost_steps,
+            priors=self.prior_config(),
         )
         return cfg
+
+    def prior_config(self) -> dict[str, dict[str, Any]] | None:
+        """Every arm's starting point as JSON-ready ``{arm: {"theta0": [...], "strength": s}}``.
+
+        ``None`` when every arm starts from the default ``N(0, I / ridge)``. Arms that were
+        cold (pooled mean) or added at run time are listed with the prior they started from,
+        so ``type(policy)(**policy.config())`` starts exactly where this policy started.
+        """
+        theta0, strength = self.state.theta0, self.state.strength
+        if not (theta0.any() or (strength != self.ridge).any()):
+            return None
+        return {
+            arm: ArmPrior(theta0[k], strength[k]).to_config() for k, arm in enumerate(self._arms)
+        }
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         arrays = dict(self.state.arrays())

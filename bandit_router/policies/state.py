@@ -97,8 +97,8 @@ def load_state(blob: bytes, expected: str | None = None) -> Policy:
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise StateError(f"state payload cannot be read ({exc}).") from None
     config = dict(header.get("config") or {})
-    if getattr(cls, "needs_prior", False):
-        config["_from_state"] = True
+    if getattr(cls, "needs_prior", False) and not config.get("priors"):
+        config["_from_state"] = True  # a blob written before config() carried the priors
     try:
         policy = cls(**config)
     except (TypeError, BanditRouterError) as exc:
