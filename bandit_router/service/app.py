@@ -1,0 +1,249 @@
+"""``create_app``: the FastAPI app over one ``Router``.
+
+The path of one request (``POST /v1/chat/completions`` with ``model: "router"``):
+the body-size guard -> the bearer key (``KeyStore.verify`` in a worker thread, cached) ->
+the prompt text (``Router.text_of``) -> the batching embedder (one encoder call per batch,
+in a worker thread) -> ``Router.route(user, embedding=..., input_tokens=...)`` in the thread
+pool (the decision and its reservation are committed there) -> the chosen model's upstream
+(``httpx.AsyncClient``; on an error or timeout the reservation is released and the
+next-best model is tried once) -> the answer streamed back unchanged with the
+``x-router-*`` headers -> the upstream's ``usage`` kept for the decision's feedback.
+
+>>> from bandit_router.catalogue import ModelSpec
+>>> from bandit_router.embeddings import HashingEmbedder
+>>> from bandit_router.policies import make_policy
+>>> from bandit_router.router import Router
+>>> from fastapi.testclient import TestClient
+>>> router = Router([ModelSpec("small", 0.1, 0.4)], HashingEmbedder(dim=8), None,
+...                 make_policy("linucb", ["small"], 9, seed=0))
+>>> keys = MemoryKeyStore()
+>>> key = keys.issue("alice")
+>>> app = create_app(router, ServiceSettings(), keys=keys)
+>>> with TestClient(app) as client:
+...     r = client.post("/v1/route", json={"prompt": "hi"},
+...                     headers={"Authorization": f"Bearer {key}"})
+...     f = client.post("/v1/feedback", json={"decision_id": r.json()["decision_id"],
+...                     "reward": 1}, headers={"Authorization": f"Bearer {key}"})
+>>> r.status_code, r.json()["model"], f.json()["applied"]
+(200, 'small', True)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bandit_router.service import admin, proxy, routes_router
+from bandit_router.service.auth import CachedKeyStore, KeyStore, MemoryKeyStore  # noqa: F401
+from bandit_router.service.batching import BatchingEmbedder
+from bandit_router.service.errors import error_body, install_error_handlers
+from bandit_router.service.metrics import CONTENT_TYPE, ServiceMetrics
+from bandit_router.service.settings import ServiceSettings
+from bandit_router.service.state import ServiceState
+
+log = logging.getLogger("bandit_router.service")
+
+
+class _BodyLimit:
+    """Refuse bodies larger than ``limit`` bytes with 413 (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length":
+                try:
+                    too_big = int(v) > self.limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._refuse(send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return msg
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        resp = JSONResponse(
+            error_body(
+                f"the request body is larger than {self.limit} bytes (service.max_body_bytes); "
+                "send a shorter prompt.",
+                "invalid_request_error",
+                "body_too_large",
+            ),
+            status_code=413,
+        )
+        await resp({"type": "http"}, _no_receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _accounts(router: Any):
+    def rows():
+        for u in router.stores.users.list():
+            if u.budget is None:
+                continue
+            s = router.stores.ledger.state(u.name)
+            yield u.name, float(s.committed), float(s.remaining)
+
+    return rows
+
+
+def create_app(
+    router: Any,
+    settings: ServiceSettings,
+    *,
+    keys: KeyStore,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The HTTP app over ``router``.
+
+    ``keys`` verifies bearer API keys (``DirectoryKeyStore(stores.users)`` on the durable
+    store; wrapped here in a short-lived ``CachedKeyStore``). ``upstream_transport``
+    replaces the network for the upstream calls (tests). The app's lifespan starts and
+    stops its HTTP client, batching embedder and the periodic ``router.expire``; it writes
+    no snapshot on shutdown (``bandit-router serve`` does).
+    """
+    if not isinstance(settings, ServiceSettings):
+        raise TypeError("settings must be a ServiceSettings (ServiceSettings.from_dict(...)).")
+    settings.check_models(list(router._specs) if hasattr(router, "_specs") else router.models)
+    metrics = ServiceMetrics(_accounts(router))
+    batcher = None
+    if router.embedder is not None:
+        batcher = BatchingEmbedder(
+            router.embedder,
+            window_s=settings.batch_window_ms / 1000.0,
+            max_batch=settings.max_batch,
+            cache_size=settings.embed_cache_size,
+            on_batch=metrics.embedded,
+        )
+    cached = (
+        keys if isinstance(keys, CachedKeyStore) else CachedKeyStore(keys, settings.key_cache_s)
+    )
+    state = ServiceState(
+        router=router,
+        settings=settings,
+        keys=cached,
+        metrics=metrics,
+        batcher=batcher,
+        upstreams=dict(settings.upstreams),
+        transport=upstream_transport,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.client = httpx.AsyncClient(
+            transport=upstream_transport,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+        if settings.expire_interval_s is not None:
+            state.tasks.append(asyncio.create_task(_expire_loop(state)))
+        state.ready = True
+        try:
+            yield
+        finally:
+            state.ready = False
+            for t in state.tasks:
+                t.cancel()
+            for t in state.tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            state.tasks.clear()
+            if batcher is not None:
+                await batcher.aclose()
+            await state.client.aclose()
+
+    app = FastAPI(
+        title="bandit-router",
+        summary="A self-hosted LLM router that learns online.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    install_error_handlers(app)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["x-router-decision-id", "x-router-model", "x-router-estimated-cost"],
+        )
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
+    app.include_router(routes_router.api)
+    app.include_router(proxy.api)
+    app.include_router(admin.api)
+
+    @app.get("/healthz", tags=["ops"], summary="The process is up.")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="The router and its store answer.")
+    async def readyz(request: Request) -> JSONResponse:
+        st: ServiceState = request.app.state.service
+        if not st.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        try:
+            await st.blocking(st.router.stores.models.list)
+        except Exception as exc:
+            return JSONResponse(
+                {"status": "unavailable", "reason": f"the store does not answer: {exc}"},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "models": list(st.router.models)})
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics.")
+    async def metrics_route(request: Request):
+        from fastapi.responses import Response
+
+        st: ServiceState = request.app.state.service
+        body = await st.blocking(st.metrics.render)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    return app
+
+
+async def _expire_loop(state: ServiceState) -> None:
+    interval = state.settings.expire_interval_s
+    assert interval is not None
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            done = await state.blocking(state.router.expire)
+            for f in done:
+                state.metrics.feedback(f.model, f.reward, None, f.cost)
+        except Exception:  # keep expiring; the next round retries
+            log.exception("expiring decisions failed")

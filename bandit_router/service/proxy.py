@@ -1,0 +1,337 @@
+"""The OpenAI-compatible proxy: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+``model`` is ``"router"`` (route with the configured policy), ``"router:<policy>"`` (only
+the configured policy is served; another one is a 400 naming it), or a catalogue model
+(no routing: the decision is still logged and its cost reserved, with propensity 1).
+Routing hints may come as headers: ``x-router-allowed: a,b`` and ``x-router-max-cost: 0.01``.
+
+The request goes to the chosen model's upstream unchanged but for ``model`` (the
+provider's name) and, when streaming, ``stream_options.include_usage`` (so the cost can be
+settled from the usage; the extra usage-only chunk is then not passed on). The answer comes
+back byte for byte with ``x-router-decision-id``, ``x-router-model`` and
+``x-router-estimated-cost``. An upstream that cannot be reached, times out, or answers
+429, 5xx, 401/403/404 releases the reservation (``Router.release``) and the next-best
+affordable model is tried once (``service.retry_next_best``); other 4xx answers are the
+request's fault and are passed on as they are. The usage the upstream reports is kept
+for the decision's feedback (``/v1/feedback`` without a cost settles at it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from bandit_router.errors import ConfigurationError, DecisionError
+from bandit_router.service.auth import current_user
+from bandit_router.service.errors import ServiceError
+from bandit_router.service.routes_router import ChatMessage, decide, refusal_error
+from bandit_router.service.settings import Upstream
+from bandit_router.service.state import ServiceState
+
+log = logging.getLogger("bandit_router.service.proxy")
+
+api = APIRouter(tags=["openai"])
+
+#: upstream answers that mean "this model cannot answer now": release and try another
+_RETRYABLE = {401, 403, 404, 408, 409, 429}
+
+
+class ChatRequest(BaseModel):
+    """An OpenAI chat completion request; every other field is passed on unchanged."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(
+        min_length=1,
+        max_length=200,
+        description='"router", "router:<policy>", or a catalogue model name (no routing).',
+    )
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool | None = False
+
+
+@dataclass
+class _Failure:
+    model: str
+    message: str
+    outcome: str
+
+
+def _policies(state: ServiceState) -> list[str]:
+    return ["router", f"router:{state.router.policy.name}"]
+
+
+def _resolve(state: ServiceState, model: str) -> str | None:
+    """None: route; a name: that catalogue model."""
+    router = state.router
+    if model in _policies(state):
+        return None
+    if model.startswith("router:"):
+        raise ServiceError(
+            400,
+            f"policy {model[7:]!r} is not available on this router; it serves "
+            f"{', '.join(repr(p) for p in _policies(state))} (the configured policy).",
+            "policy_not_available",
+        )
+    if model in router.models:
+        return model
+    raise ServiceError(
+        400,
+        f"unknown model {model!r}; use one of: "
+        + ", ".join(_policies(state) + list(router.models))
+        + " (GET /v1/models).",
+        "model_not_found",
+    )
+
+
+def _hints(request: Request) -> tuple[list[str] | None, float | None]:
+    allowed = request.headers.get("x-router-allowed")
+    names = [a.strip() for a in allowed.split(",") if a.strip()] if allowed else None
+    raw = request.headers.get("x-router-max-cost")
+    max_cost = None
+    if raw is not None:
+        try:
+            max_cost = float(raw)
+        except ValueError:
+            max_cost = -1.0
+        if not (max_cost >= 0 and max_cost != float("inf")):
+            raise ServiceError(
+                422,
+                f"x-router-max-cost must be a USD amount >= 0, got {raw!r}.",
+                "invalid_request",
+            )
+    return names, max_cost
+
+
+def _router_headers(route: Any, retried_from: list[str]) -> dict[str, str]:
+    h = {
+        "x-router-decision-id": str(route.decision_id),
+        "x-router-model": str(route.model),
+        "x-router-estimated-cost": f"{route.estimated_cost:.10g}",
+    }
+    if retried_from:
+        h["x-router-retried-from"] = ",".join(retried_from)
+    return h
+
+
+def _upstream_headers(up: Upstream) -> dict[str, str]:
+    h = {"content-type": "application/json"}
+    key = up.api_key()
+    if key:
+        h["authorization"] = f"Bearer {key}"
+    return h
+
+
+def _usage_in(event: bytes) -> tuple[dict[str, Any] | None, bool]:
+    """The ``usage`` of one SSE event, and whether the event carries nothing else."""
+    usage, only = None, False
+    for line in event.splitlines():
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if not data or data == b"[DONE]":
+            continue
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("usage"), dict):
+            usage = obj["usage"]
+            only = not obj.get("choices")
+    return usage, only
+
+
+def _split_events(buf: bytes) -> tuple[list[bytes], bytes]:
+    """Complete SSE events (with their blank-line terminator) and the rest."""
+    out = []
+    while True:
+        cut = [(i, n) for i, n in ((buf.find(s), len(s)) for s in (b"\r\n\r\n", b"\n\n")) if i >= 0]
+        if not cut:
+            return out, buf
+        i, n = min(cut)
+        out.append(buf[: i + n])
+        buf = buf[i + n :]
+
+
+async def _release(state: ServiceState, route: Any, user: str) -> None:
+    try:
+        await state.blocking(state.router.release, route.decision_id, user)
+    except DecisionError:  # feedback came first: nothing to release
+        pass
+
+
+async def _forward(
+    state: ServiceState,
+    request: Request,
+    route: Any,
+    user: str,
+    payload: dict[str, Any],
+    retried_from: list[str],
+) -> Response | _Failure:
+    model = route.model
+    up = state.upstreams.get(model)
+    if up is None:
+        return _Failure(model, f"model {model!r} has no upstream configured", "no_upstream")
+    body = dict(payload)
+    body["model"] = up.model_for(model)
+    stream = bool(body.get("stream"))
+    injected = False
+    if stream:
+        so = body.get("stream_options")
+        if not (isinstance(so, dict) and so.get("include_usage")):
+            body["stream_options"] = {**(so if isinstance(so, dict) else {}), "include_usage": True}
+            injected = True
+    try:
+        headers = _upstream_headers(up)
+    except ConfigurationError as exc:
+        return _Failure(model, str(exc), "no_key")
+    client = state.client
+    assert client is not None, "the app's lifespan has not started"
+    timeout = httpx.Timeout(up.timeout_s)
+    req = client.build_request("POST", up.chat_url, json=body, headers=headers, timeout=timeout)
+    try:
+        resp = await client.send(req, stream=True)
+    except httpx.TimeoutException:
+        return _Failure(model, f"{model} timed out after {up.timeout_s:g} s", "timeout")
+    except httpx.HTTPError as exc:
+        return _Failure(model, f"{model} could not be reached ({type(exc).__name__})", "error")
+    status = resp.status_code
+    if status >= 500 or status in _RETRYABLE:
+        await resp.aclose()
+        return _Failure(model, f"{model} answered HTTP {status}", f"http_{status}")
+    out_headers = _router_headers(route, retried_from)
+    ctype = resp.headers.get("content-type", "application/json")
+    if not stream or status >= 400 or "text/event-stream" not in ctype:
+        try:
+            content = await resp.aread()
+        except httpx.TimeoutException:
+            await resp.aclose()
+            return _Failure(model, f"{model} timed out after {up.timeout_s:g} s", "timeout")
+        except httpx.HTTPError as exc:
+            await resp.aclose()
+            return _Failure(model, f"{model} broke off ({type(exc).__name__})", "error")
+        await resp.aclose()
+        if status >= 400:  # the request's fault: no answer, nothing spent
+            await _release(state, route, user)
+            state.metrics.upstream.labels(model, f"http_{status}").inc()
+            return Response(content, status_code=status, media_type=ctype, headers=out_headers)
+        try:
+            usage = json.loads(content).get("usage")
+        except (ValueError, AttributeError):
+            usage = None
+        if isinstance(usage, dict):
+            state.usage.put(route.decision_id, usage)
+        state.metrics.upstream.labels(model, "ok").inc()
+        return Response(content, status_code=status, media_type=ctype, headers=out_headers)
+
+    state.metrics.upstream.labels(model, "ok").inc()
+
+    async def events() -> AsyncIterator[bytes]:
+        buf = b""
+        try:
+            async for chunk in resp.aiter_bytes():
+                buf += chunk
+                done, buf = _split_events(buf)
+                for ev in done:
+                    usage, only = _usage_in(ev)
+                    if usage is not None:
+                        state.usage.put(route.decision_id, usage)
+                        if injected and only:
+                            continue
+                    yield ev
+            if buf:
+                yield buf
+        except httpx.HTTPError as exc:  # headers are out: the stream just ends
+            log.warning("upstream %s broke off mid-stream: %s", model, type(exc).__name__)
+            state.metrics.upstream.labels(model, "broken_stream").inc()
+        finally:
+            await resp.aclose()
+
+    return StreamingResponse(events(), status_code=status, media_type=ctype, headers=out_headers)
+
+
+@api.post(
+    "/v1/chat/completions",
+    summary="OpenAI-compatible chat completions through the router.",
+    responses={
+        200: {"description": "The upstream's answer (JSON, or SSE when streaming)"},
+        402: {"description": "Budget exhausted"},
+        502: {"description": "No upstream could answer"},
+    },
+)
+async def chat_completions(
+    body: ChatRequest, request: Request, user: str = Depends(current_user)
+) -> Response:
+    state: ServiceState = request.app.state.service
+    fixed = _resolve(state, body.model)
+    allowed, max_cost = _hints(request)
+    try:
+        payload = json.loads(await request.body())
+    except ValueError:  # pragma: no cover - FastAPI parsed it already
+        raise ServiceError(422, "the body must be JSON.", "invalid_request") from None
+    messages = [m.model_dump() for m in body.messages]
+    state.router.text_of(messages=messages)  # validates before anything is reserved
+    if fixed is not None:
+        allowed = [fixed]
+    tries = 2 if (state.settings.retry_next_best and fixed is None) else 1
+    failures: list[_Failure] = []
+    for attempt in range(tries):
+        names = allowed
+        if failures:
+            base = allowed if allowed is not None else list(state.router.models)
+            names = [m for m in base if m not in {f.model for f in failures}]
+            if not names:
+                break
+        route = await decide(state, user, messages=messages, allowed=names, max_cost=max_cost)
+        if not route.ok:
+            if attempt == 0:
+                raise refusal_error(route, state.router.clock())
+            break
+        result = await _forward(state, request, route, user, payload, [f.model for f in failures])
+        if not isinstance(result, _Failure):
+            return result
+        log.warning("upstream failure (%s); reservation released", result.message)
+        state.metrics.upstream.labels(result.model, result.outcome).inc()
+        await _release(state, route, user)
+        failures.append(result)
+        if attempt + 1 < tries:
+            state.metrics.retries.inc()
+    msgs = "; ".join(f.message for f in failures)
+    timeout = failures and all(f.outcome == "timeout" for f in failures)
+    raise ServiceError(
+        504 if timeout else 502,
+        f"no upstream could answer: {msgs}"
+        + (
+            ". No other model was affordable or allowed to retry with."
+            if len(failures) < tries
+            else "."
+        )
+        + " Nothing was charged; try again later.",
+        "upstream_timeout" if timeout else "upstream_error",
+    )
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: str = "model"
+    created: int = 0
+    owned_by: str = "bandit-router"
+
+
+class ModelList(BaseModel):
+    object: str = "list"
+    data: list[ModelCard]
+
+
+@api.get("/v1/models", response_model=ModelList, summary='"router" and the catalogue.')
+async def list_models(request: Request, user: str = Depends(current_user)) -> ModelList:
+    state: ServiceState = request.app.state.service
+    names = _policies(state) + list(state.router.models)
+    return ModelList(data=[ModelCard(id=n) for n in names])
