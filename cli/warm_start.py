@@ -92,7 +92,9 @@ def warm_start(
 
     check_embedder(embedder)
     if calibration not in ("shared", "per-model"):
-        raise usage("--calibration", f"unknown calibration {calibration!r}; use shared or per-model")
+        raise usage(
+            "--calibration", f"unknown calibration {calibration!r}; use shared or per-model"
+        )
     if strength is not None and not (math.isfinite(strength) and strength > 0):
         raise usage("--strength", f"the prior strength must be a positive number, got {strength}")
     check_input_file(prefs, "PREFS")
@@ -131,8 +133,17 @@ def format_report(art) -> str:
     """The table the command prints: data, held-out accuracy, baselines, strengths."""
     m = art.metrics
     acc, ll = m.get("accuracy", {}), m.get("log_loss", {})
-    lines = [
-        f"data: {m.get('data', '?')}",
+    lines = [f"data: {m.get('data', '?')}"]
+    lost = int(m.get("dropped", {}).get("judgements with a missing score", 0))
+    if lost:
+        where = ", ".join(f"{k} on {v} prompt(s)" for k, v in m.get("missing_scores", {}).items())
+        kept = m.get("n_judgements")
+        total = f" of {int(kept) + lost:,}" if kept is not None else ""
+        lines.append(
+            f"dropped: {lost:,}{total} judgements of --from-outcomes, because a score is "
+            f"missing (NaN): {where or 'see the table'}; those pairs take no part in training."
+        )
+    lines += [
         f"split: {m.get('n_train_prompts')} train / {m.get('n_val_prompts')} early-stopping / "
         f"{m.get('n_test_prompts')} held-out prompts ({m.get('n_test_decisive')} decisive "
         "held-out judgements)",

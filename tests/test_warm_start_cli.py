@@ -143,3 +143,52 @@ def test_user_errors_exit_2_with_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_warm_start_from_outcomes_reports_judgements_dropped_for_missing_scores(
+    tmp_path: Path,
+) -> None:
+    """Three models on 90 prompts give 270 judgements; a NaN score of ``poet`` on 8 prompts
+    removes its 2 pairs on each, and the command says so (count, total, model, prompts)."""
+    prefs = _prefs()
+    poet = (prefs.winner != "model_a").to_numpy(dtype=float, copy=True)
+    poet[:8] = np.nan
+    df = pd.DataFrame(
+        {
+            "sample_id": range(len(prefs)),
+            "prompt": prefs.prompt,
+            "eval_name": "t",
+            "coder": (prefs.winner != "model_b").astype(float),
+            "poet": poet,
+            "judge": 0.5,
+            "coder|total_cost": 0.1,
+            "poet|total_cost": 0.2,
+            "judge|total_cost": 0.3,
+        }
+    )
+    df.to_csv(tmp_path / "outcomes.csv", index=False)
+    out = tmp_path / "p.npz"
+    res = CliRunner().invoke(
+        app,
+        [
+            "warm-start",
+            "--from-outcomes",
+            str(tmp_path / "outcomes.csv"),
+            "-o",
+            str(out),
+            "--embedder",
+            "hashing-64",
+            "--dim",
+            "8",
+            "--no-disk-cache",
+            "--no-progress",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert (
+        "dropped: 16 of 270 judgements of --from-outcomes, because a score is missing (NaN): "
+        "poet on 8 prompt(s)"
+    ) in res.output
+    art = PriorArtifact.load(out)
+    assert art.metrics["dropped"]["judgements with a missing score"] == 16
+    assert art.metrics["n_judgements"] == 270 - 16

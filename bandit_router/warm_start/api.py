@@ -194,6 +194,8 @@ def train_prior(
         "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()},
         "data": data.describe(),
         "dropped": {k: int(v) for k, v in data.dropped.items()},
+        "missing_scores": _missing_scores(data),
+        "n_judgements": int(data.n_pairs),
         "seconds": {"embed": round(t_embed, 2), "total": round(time.perf_counter() - t0, 2)},
     }
     calibration_info = {
@@ -221,6 +223,14 @@ def train_prior(
         config={**fit.config_dict(), "source": data.source},
         fingerprint=data.fingerprint(),
     )
+
+
+def _missing_scores(data: PreferenceData) -> dict[str, int]:
+    """Per model, the number of prompts without a score (NaN in an outcome table)."""
+    if data.scores is None:
+        return {}
+    miss = np.isnan(np.asarray(data.scores, dtype=np.float64)).sum(axis=0)
+    return {m: int(c) for m, c in zip(data.models, miss, strict=True) if c}
 
 
 def train_prior_from_preferences(

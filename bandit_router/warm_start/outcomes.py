@@ -66,8 +66,9 @@ def outcomes_to_preferences(
 ) -> PreferenceData:
     """Every pair of models on every query: higher score wins, equal scores (within ``tol``) tie.
 
-    Rows without a prompt are dropped and counted; a model with a missing score on a query
-    takes no part in that query's pairs. The absolute scores travel along in
+    Rows without a prompt are dropped and counted; a model with a missing (NaN) score on a
+    query takes no part in that query's pairs, and those pairs are counted in
+    ``dropped["judgements with a missing score"]``. The absolute scores travel along in
     ``PreferenceData.scores`` (used to calibrate the prior on the reward scale).
 
     >>> df = pd.DataFrame({"prompt": ["q1", "q2"], "m1": [1.0, 0.0], "m2": [0.0, 0.0],
@@ -102,6 +103,8 @@ def outcomes_to_preferences(
     valid = np.isfinite(sa) & np.isfinite(sb)
     diff = sa - sb
     y = np.where(diff > tol, 1.0, np.where(diff < -tol, 0.0, 0.5))
+    # a pair with a NaN score on either side cannot be judged: counted, never silent
+    dropped["judgements with a missing score"] = int((~valid).sum())
     q_idx, p_idx = np.nonzero(valid)
     if len(q_idx) == 0:
         raise InvalidInputError(f"{source}: no query has scores for two models.")
