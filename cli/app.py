@@ -27,6 +27,10 @@ def _register() -> None:
 
     demo.register(app)
 
+    from cli import serve
+
+    serve.register(app)
+
     from cli import warm_start
 
     warm_start.register(app)

@@ -1,0 +1,1 @@
+"""Package data: the example router config (``router.example.yaml``)."""
