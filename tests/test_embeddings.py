@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -49,14 +51,36 @@ def test_default_encoder_is_deterministic_and_truncates(use):
 
 
 def test_hashing_is_deterministic_normalised_and_discriminative():
+    texts = ["Write a Python function", "write a python function!", "capital of France"]
     emb = HashingEmbedder(dim=256)
-    a = emb.embed(["Write a Python function", "write a python function!", "capital of France"])
+    a = emb.embed(texts)
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0)
     assert cos(a[0], a[1]) > 0.9 > cos(a[0], a[2])
-    np.testing.assert_array_equal(
-        a, HashingEmbedder(dim=256).embed(a.shape[0] * [""])[:0].sum() + a
-    )
+    # a fresh instance, and the same instance again, give the very same vectors
+    np.testing.assert_array_equal(HashingEmbedder(dim=256).embed(texts[::-1]), a[::-1])
+    np.testing.assert_array_equal(emb.embed(texts), a)
     assert (HashingEmbedder(dim=8).embed([""]) == 0).all()
+
+
+def _documented_hashing_vector(tokens: list[str], dim: int) -> np.ndarray:
+    """The documented recipe, written independently: each token adds +-1 at crc32 % dim
+    (sign from the hash's top bit), then the row is L2-normalised."""
+    v = np.zeros(dim)
+    for tok in tokens:
+        h = zlib.crc32(tok.encode("utf-8"))
+        v[h % dim] += 1.0 if h >= 2**31 else -1.0
+    return v / np.linalg.norm(v)
+
+
+def test_hashing_vectors_are_pinned_by_crc32_not_by_the_process():
+    # words (lower-cased), word pairs and character trigrams of the padded words; crc32,
+    # unlike hash(), is the same in every process and version, so caches and priors keyed
+    # by "hashing-<dim>" stay valid
+    got = HashingEmbedder(dim=16).embed(["Hi", "New York"])
+    np.testing.assert_allclose(got[0], _documented_hashing_vector(["w:hi", "c:<hi", "c:hi>"], 16))
+    york = ["w:new", "w:york", "b:new york", "c:<ne", "c:new", "c:ew>"]
+    york += ["c:<yo", "c:yor", "c:ork", "c:rk>"]
+    np.testing.assert_allclose(got[1], _documented_hashing_vector(york, 16))
 
 
 def test_bad_text_input_is_explained():
@@ -76,41 +100,80 @@ def test_precomputed_lookup_and_unknown_text():
         PrecomputedEmbedder({"a": [np.nan, 1.0]})
 
 
-class CountingEmbedder:
-    name, dim = "counting", 3
+class RecordingEmbedder:
+    """A hashing embedder (distinct vectors for distinct texts) that records its calls."""
 
-    def __init__(self):
-        self.calls = []
+    def __init__(self, dim: int = 16):
+        self.inner = HashingEmbedder(dim=dim)
+        self.name, self.dim = self.inner.name, dim
+        self.calls: list[list[str]] = []
 
     def embed(self, texts):
         self.calls.append(list(texts))
-        return np.array([[len(t), 1.0, 0.0] for t in texts])
+        return self.inner.embed(texts)
 
 
-def test_lru_cache_batches_misses_and_evicts():
-    inner = CountingEmbedder()
-    emb = CachedEmbedder(inner, maxsize=2)
-    out = emb.embed(["aa", "b", "aa"])
-    np.testing.assert_array_equal(out[:, 0], [2, 1, 2])
-    assert inner.calls == [["aa", "b"]]
-    emb.embed(["b"])
-    assert len(inner.calls) == 1
-    emb.embed(["ccc"])  # evicts the least recently used ("aa")
+def fresh(texts, dim: int = 16) -> np.ndarray:
+    """What an uncached embedder returns: the oracle of every cache test."""
+    return HashingEmbedder(dim=dim).embed(texts)
+
+
+def test_lru_cache_returns_the_fresh_vectors_and_batches_misses():
+    inner = RecordingEmbedder()
+    emb = CachedEmbedder(inner, maxsize=3)
+    texts = ["aa", "b", "aa", "c"]
+    out = emb.embed(texts)
+    np.testing.assert_array_equal(out, fresh(texts))  # order and duplicates preserved
+    assert inner.calls == [["aa", "b", "c"]]  # the misses, once each, in one call
+    out[:] = 0.0  # the caller owns its array: the cache is not a view of it
+    np.testing.assert_array_equal(emb.embed(["c", "aa"]), fresh(["c", "aa"]))
+    assert len(inner.calls) == 1  # all hits
+    mixed = ["d", "b", "e", "d"]
+    np.testing.assert_array_equal(emb.embed(mixed), fresh(mixed))
+    assert inner.calls[-1] == ["d", "e"]
+    # the cache holds 3: after d and e, the least recently used (c, aa) are gone
     emb.embed(["aa"])
     assert inner.calls[-1] == ["aa"]
+    emb.embed(["e", "d"])
+    assert inner.calls[-1] == ["aa"]  # still cached, no new call
+    assert emb.hits + emb.misses == 4 + 2 + 4 + 1 + 2
 
 
-def test_disk_cache_persists_across_instances(tmp_path):
-    inner = CountingEmbedder()
+def test_disk_cache_returns_the_fresh_vectors_across_instances(tmp_path):
+    texts = ["x", "yy", "x", "a longer prompt"]
+    inner = RecordingEmbedder()
     first = DiskCachedEmbedder(inner, tmp_path)
-    a = first.embed(["x", "yy", "x"])
+    np.testing.assert_array_equal(first.embed(texts), fresh(texts))
+    assert inner.calls == [["x", "yy", "a longer prompt"]]
     first.close()
-    again = CountingEmbedder()
+
+    again = RecordingEmbedder()
     second = DiskCachedEmbedder(again, tmp_path)
-    b = second.embed(["yy", "x"])
-    assert again.calls == []
-    np.testing.assert_array_equal(b, a[[1, 0]])
+    hits = ["a longer prompt", "x", "yy", "x"]
+    out = second.embed(hits)
+    assert again.calls == []  # every text came from the file
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, fresh(hits))  # bit for bit, in the asked order
+    mixed = ["new", "x", "other", "new"]
+    np.testing.assert_array_equal(second.embed(mixed), fresh(mixed))
+    assert again.calls == [["new", "other"]]  # only the misses, once, in one call
     second.close()
+
+
+def test_disk_cache_embeds_misses_in_chunks_and_keeps_dimensions_apart(tmp_path):
+    inner = RecordingEmbedder()
+    emb = DiskCachedEmbedder(inner, tmp_path, chunk=2)
+    texts = [f"t{i}" for i in range(5)]
+    np.testing.assert_array_equal(emb.embed(texts), fresh(texts))
+    assert inner.calls == [["t0", "t1"], ["t2", "t3"], ["t4"]]
+    emb.close()
+    # another dimension in the same folder has a file of its own: no 16-d vector leaks
+    narrow = RecordingEmbedder(dim=8)
+    other = DiskCachedEmbedder(narrow, tmp_path)
+    np.testing.assert_array_equal(other.embed(texts), fresh(texts, dim=8))
+    assert narrow.calls == [texts]
+    assert other.path != emb.path
+    other.close()
 
 
 def test_make_embedder_names():
