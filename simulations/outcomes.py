@@ -19,6 +19,7 @@ import pandas as pd
 from bandit_router.errors import InvalidInputError
 from bandit_router.tables import COST_SUFFIX, model_columns
 from bandit_router.tables import read_table as _read_table
+from bandit_router.text import prompt_text
 
 #: suffix of a model's logged answer column (ignored)
 RESPONSE_SUFFIX = "|model_response"
@@ -151,7 +152,14 @@ class OutcomeTable:
                 " rescale the quality columns."
             )
         n = len(df)
-        prompts = df["prompt"].astype(str).tolist()
+        # the same text the warm start trains on (a prior's projection must see it)
+        prompts = [prompt_text(v) for v in df["prompt"]]
+        empty = [i for i, p in enumerate(prompts) if p is None]
+        if empty:
+            raise OutcomeTableError(
+                f"{source}: {len(empty)} rows have no prompt text (first rows: {empty[:5]}); "
+                "the router embeds the prompt, so fill or remove those rows."
+            )
         tasks = (
             df["eval_name"].astype(str).to_numpy()
             if "eval_name" in cols

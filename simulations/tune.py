@@ -147,7 +147,8 @@ def prior_holdout(table: OutcomeTable, prior: Any) -> tuple[OutcomeTable, Outcom
     prior's data fingerprint and prompt counts, so a table other than the prior's training
     table is refused.
     """
-    from bandit_router.warm_start.outcomes import _turns_to_text, outcomes_to_preferences
+    from bandit_router.text import prompt_text
+    from bandit_router.warm_start.outcomes import outcomes_to_preferences
     from bandit_router.warm_start.trainer import split_queries
 
     cfg = getattr(prior, "config", {}) or {}
@@ -170,7 +171,7 @@ def prior_holdout(table: OutcomeTable, prior: Any) -> tuple[OutcomeTable, Outcom
             f"{expected}; the trainer's split changed since the prior was trained."
         )
     held = {p for p, z in zip(data.prompts, split, strict=True) if z == 2}
-    mask = np.array([_turns_to_text(p) in held for p in table.frame["prompt"]])
+    mask = np.array([prompt_text(p) in held for p in table.frame["prompt"]])
     return table.subset(~mask), table.subset(mask)
 
 

@@ -17,8 +17,8 @@ import pandas as pd
 
 from bandit_router.errors import InvalidInputError
 from bandit_router.tables import model_columns, read_table
+from bandit_router.text import prompt_text
 from bandit_router.warm_start.data import PreferenceData
-from bandit_router.warm_start.preferences import _turns_to_text
 
 
 def load_outcomes(path: str | Path) -> pd.DataFrame:
@@ -81,7 +81,7 @@ def outcomes_to_preferences(
     absent = [m for m in model_list if m not in df.columns]
     if absent:
         raise InvalidInputError(f"{source} has no column(s) {absent}.")
-    texts = [_turns_to_text(v) for v in df["prompt"]]
+    texts = [prompt_text(v) for v in df["prompt"]]
     keep = np.array([t is not None for t in texts])
     dropped = {"missing prompt": int((~keep).sum())}
     if not keep.any():

@@ -15,15 +15,14 @@ compare a model with itself are counted in ``PreferenceData.dropped``, never sil
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bandit_router.errors import InvalidInputError
 from bandit_router.tables import read_table
+from bandit_router.text import prompt_text
 from bandit_router.warm_start.data import PreferenceData
 
 #: how the ``winner`` column may spell each outcome (lower-cased, stripped)
@@ -38,38 +37,6 @@ WINNER_VALUES: dict[str, float] = {
     "tie_bothbad": 0.5,
 }
 ID_COLUMNS = ("prompt_id", "question_id", "id", "instruction_id")
-
-
-def _turns_to_text(value: Any) -> str | None:
-    """A prompt given as text, a JSON list of turns or a list of ``{role, content}`` dicts."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, str):
-        s = value.strip()
-        if s.startswith("["):
-            try:
-                value = json.loads(s)
-            except json.JSONDecodeError:
-                return s or None
-        else:
-            return s or None
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, dict):
-        value = [value]
-    if isinstance(value, list | tuple):
-        parts: list[str] = []
-        for turn in value:
-            if isinstance(turn, dict):
-                if str(turn.get("role", "user")).lower() in ("user", "human"):
-                    content = turn.get("content")
-                    if content:
-                        parts.append(str(content))
-            elif turn is not None and not (isinstance(turn, float) and np.isnan(turn)):
-                parts.append(str(turn))
-        text = "\n".join(p for p in parts if p.strip())
-        return text or None
-    return str(value).strip() or None
 
 
 def _outcomes_from_winner(winner: pd.Series) -> np.ndarray:
@@ -114,7 +81,7 @@ def _prompt_lookup(prompts: pd.DataFrame | str | Path) -> tuple[str, dict[str, s
         )
     lookup: dict[str, str] = {}
     for key, text in zip(table[id_col].astype(str), table[text_col], strict=True):
-        t = _turns_to_text(text)
+        t = prompt_text(text)
         if t is not None:
             lookup[key] = t
     return id_col, lookup
@@ -163,9 +130,9 @@ def preferences_from_frame(
             )
         texts = [lookup.get(str(k)) for k in df[id_col].astype(str)]
     elif "prompt" in cols:
-        texts = [_turns_to_text(v) for v in df["prompt"]]
+        texts = [prompt_text(v) for v in df["prompt"]]
     elif "conversation_a" in cols:
-        texts = [_turns_to_text(v) for v in df["conversation_a"]]
+        texts = [prompt_text(v) for v in df["conversation_a"]]
     else:
         has_id = [c for c in ID_COLUMNS if c in cols]
         hint = f" (it has {has_id[0]!r}: pass the prompts file with --prompts)" if has_id else ""
