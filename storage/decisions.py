@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Engine, select, text
@@ -71,9 +72,9 @@ def _decision_id(value: Any) -> str:
 
 
 def _scores(scores: Any) -> dict[str, Any]:
-    if not isinstance(scores, dict):
+    if not isinstance(scores, Mapping):  # the Router hands a lazy Mapping, not a dict
         raise InvalidInputError(f"scores must map model -> {{mean, width, value}}, got {scores!r}.")
-    return to_jsonable(scores)
+    return to_jsonable({k: dict(v) if isinstance(v, Mapping) else v for k, v in scores.items()})
 
 
 class SqlDecisionLog:
