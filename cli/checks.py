@@ -146,9 +146,13 @@ def check_allocator(spec: str) -> None:
 def check_replay_options(**options: Any) -> Any:
     """Build the ``ReplayConfig`` of ``--order/--delay/--noise/--flip/--learn-fraction`` now
     (its own checks), with the flag in the message."""
-    from simulations.replay import ReplayConfig
+    from simulations.replay import DelaySpec, ReplayConfig
 
-    with usage_errors("--order/--delay"):
+    with usage_errors("--delay"):
+        DelaySpec.parse(options.get("delay", "none"))
+    with usage_errors(
+        "--order" if options.get("order") not in ("shuffle", "blocks", "given") else None
+    ):
         return ReplayConfig(**options)
 
 

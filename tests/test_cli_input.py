@@ -125,6 +125,10 @@ def test_a_key_goes_only_to_the_policies_that_take_it():
         (["--log", "decisions.txt"], "--log: decisions.txt: write a .jsonl or .json or .csv"),
         (["--train", "missing.csv"], "--train: missing.csv does not exist"),
         (["--set", "prior_scale=-2", "-p", "pilot"], "--set prior_scale=-2"),
+        (["--order", "random"], "--order: order must be shuffle, blocks or given"),
+        (["--delay", "poisson:x"], "--delay: unknown delay 'poisson:x'"),
+        (["--budget-fraction", "nan"], "--budget-fraction"),
+        (["--seed", "-1"], "--seed"),
     ],
 )
 def test_replay_options_are_checked_before_embedding(
@@ -133,6 +137,13 @@ def test_replay_options_are_checked_before_embedding(
     monkeypatch.chdir(tmp_path)
     err = cli_error(["replay", table, "--no-save", *extra], monkeypatch, capsys)
     assert message in err, err
+
+
+@pytest.mark.parametrize("command", ["simulate", "evaluate LOG", "demo", "warm-start LOG"])
+def test_a_negative_seed_is_a_usage_error(command, prompt_log, no_embedding, monkeypatch, capsys):
+    argv = [prompt_log if a == "LOG" else a for a in command.split()]
+    err = cli_error([*argv, "--seed", "-1", "--out", "x.npz"][: len(argv) + 2], monkeypatch, capsys)
+    assert "--seed" in err
 
 
 def test_a_text_file_as_prior_gets_our_message(table, tmp_path, no_embedding, monkeypatch, capsys):
