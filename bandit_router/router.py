@@ -737,12 +737,14 @@ class Router:
     ) -> Route:
         """``route`` for a featurized context ``x`` ``(d,)``: the same path without the
         embedder (the replay's entry). The context is kept by reference: do not mutate it."""
-        user = _user(user)
+        if type(user) is not str or not user.strip():
+            user = _user(user)
         if max_cost is not None:
             max_cost = _usd(max_cost, "max_cost")
+        if type(x) is not np.ndarray or x.dtype != np.float64:
+            x = np.asarray(x, dtype=np.float64)  # shape and NaN: checked by policy.score
         with self._lock:
             pol = self.policy
-            x = pol.check_context(x)
             K = pol.n_arms
             if costs is None:
                 c = self.cost_model.estimate(input_tokens=input_tokens or 0.0)
@@ -754,11 +756,11 @@ class Router:
                         raise DimensionMismatchError(
                             f"costs has shape {c.shape}, expected ({K},): one per active model."
                         )
-                if not (c >= 0).all() or not np.isfinite(c).all():
+                if not (c.min() >= 0.0 and c.max() < math.inf):
                     raise InvalidInputError("costs must be finite USD amounts >= 0.")
-            mask = self._allowed_mask(allowed)
-            budget = self._budget(user)
-            scores = pol.score(x)
+            mask = None if allowed is None else self._allowed_mask(allowed)
+            budget = self._budgets[user] if user in self._budgets else self._budget(user)
+            scores = pol.score(x)  # validates x: shape (d,), finite
             state = None
             threshold = None
             if budget is None:
