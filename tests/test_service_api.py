@@ -206,6 +206,25 @@ def test_budget_exhausted_is_402_with_the_reset_time(env):
     assert r.status_code == 402 and _err(r)["resets_at"] == e["resets_at"]
 
 
+def test_a_model_the_budget_cannot_pay_is_402_not_a_constraint_error(env):
+    c, admin = env["client"], env["admin"]
+    c.post("/admin/users", json={"name": "dan", "budget_usd": 1e-4, "period": "daily"},
+           headers=admin)  # fmt: skip
+    h = {"Authorization": f"Bearer {c.post('/admin/users/dan/keys', headers=admin).json()['key']}"}
+    r = c.post("/v1/route", json={"prompt": "hi", "allowed": ["good"]}, headers=h)
+    assert r.status_code == 402
+    e = _err(r)
+    assert "good: unaffordable" in e["message"] and "resets at" in e["message"]
+    assert e["resets_at"].endswith("Z")
+    # a max_cost that excludes every model is the request's constraint, not the budget
+    r = c.post("/v1/route", json={"prompt": "hi", "max_cost": 1e-12}, headers=h)
+    assert r.status_code == 422 and _err(r)["code"] == "no_eligible_model"
+    assert (
+        c.post("/v1/route", json={"prompt": "hi", "allowed": ["cheap"]}, headers=h).status_code
+        == 200
+    )
+
+
 def test_chat_proxy_settles_the_cost_from_the_upstream_usage(env):
     c, alice, router = env["client"], env["alice"], env["router"]
     body = {"model": "cheap", "messages": [{"role": "user", "content": "Say 42."}]}

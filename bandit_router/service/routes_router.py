@@ -111,17 +111,32 @@ def _clean(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def _budget_bound(excluded: Any) -> bool:
+    """Every model the query allowed is excluded only because the budget cannot pay it."""
+    why = [w for w in excluded.values() if "not allowed" not in w and w != "retired"]
+    return bool(why) and all("unaffordable" in w and "max_cost" not in w for w in why)
+
+
 def refusal_error(route: Any, now: float) -> ServiceError:
     """The HTTP error of a route without a model."""
     d = route.as_dict()
     extra = {"excluded": d["excluded"], "budget_remaining": _clean(route.budget_remaining)}
-    if route.reason == "exhausted":
+    if route.reason == "exhausted" or _budget_bound(route.excluded):
         headers = None
         if route.resets_at is not None and math.isfinite(route.resets_at):
             headers = {"Retry-After": str(max(math.ceil(route.resets_at - now), 0))}
+        message = route.message
+        if route.reason != "exhausted":
+            when = d["budget_resets_at"]
+            message = (
+                f"budget exhausted for the allowed model(s): {_clean(route.budget_remaining)} USD "
+                "left; "
+                + "; ".join(f"{a}: {w}" for a, w in route.excluded.items())
+                + (f". It resets at {when}." if when else ". It does not reset (total budget).")
+            )
         return ServiceError(
             402,
-            route.message or "budget exhausted.",
+            message or "budget exhausted.",
             "budget_exhausted",
             headers=headers,
             resets_at=d["budget_resets_at"],
