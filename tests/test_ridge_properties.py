@@ -139,3 +139,31 @@ def test_thompson_draw_matches_the_posterior_law():
     for draws in (fast, full):
         assert abs(draws.mean() - pol.theta[0] @ x) < 5 * sd / np.sqrt(4000)
         assert abs(draws.std() / sd - 1.0) < 0.06
+
+
+@settings(max_examples=60, deadline=None)
+@given(streams(max_len=40), st.floats(0.5, 0.999), st.integers(0, 40), st.integers(1, 30))
+def test_discounted_state_round_trip_continues_identically(stream, gamma, cut, refactor_every):
+    """Saving the discounted arms (``arrays``) and loading them into fresh ones mid-stream
+    changes nothing: the rest of the stream gives bit-identical scores and state."""
+    d, K, X, arms, r, lam, theta0 = stream
+    cut = min(cut, len(r))
+    a = ridge_arms(K, d, lam, theta0, forgetting=gamma, refactor_every=refactor_every)
+    for x, k, y in zip(X[:cut], arms[:cut], r[:cut], strict=True):
+        a.update(int(k), x, float(y))
+    saved = {name: np.array(v, copy=True) for name, v in a.arrays().items()}
+    b = ridge_arms(K, d, np.ones(K), np.zeros((K, d)), forgetting=gamma)
+    b.refactor_every = refactor_every
+    b.check_arrays(saved, K)
+    b.load(saved)
+    probe = np.full(d, 0.7)
+    for x, k, y in zip(X[cut:], arms[cut:], r[cut:], strict=True):
+        ma, va, Ua = a.mean_and_variance(x)
+        mb, vb, Ub = b.mean_and_variance(x)
+        np.testing.assert_array_equal(ma, mb)
+        np.testing.assert_array_equal(va, vb)
+        a.update(int(k), x, float(y), Ua[k], float(ma[k]))
+        b.update(int(k), x, float(y), Ub[k], float(mb[k]))
+    for got, want in zip(b.mean_and_variance(probe), a.mean_and_variance(probe), strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(b.theta, a.theta)
