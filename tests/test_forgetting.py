@@ -179,3 +179,23 @@ def test_failed_refactorisation_raises_state_error_and_changes_nothing(gamma, mo
     after = pol.state.arrays()
     for name, value in before.items():
         np.testing.assert_array_equal(after[name], value, err_msg=name)
+
+
+def test_a_forgetting_state_of_the_old_format_is_refused_with_a_clear_message():
+    """Before issue 8 a forgetting policy saved ``A``/``A_inv`` with a discounted prior."""
+    import json
+    import struct
+
+    from bandit_router.policies.state import MAGIC
+
+    pol = LinUCB(["a", "b"], 3, seed=0)
+    pol.update("a", np.ones(3), 0.5)
+    blob = pol.get_state()
+    (n,) = struct.unpack(">I", blob[len(MAGIC) : len(MAGIC) + 4])
+    start = len(MAGIC) + 4
+    header = json.loads(blob[start : start + n])
+    header["config"]["forgetting"] = 0.9  # what the old release wrote with --set forgetting
+    head = json.dumps(header).encode()
+    legacy = MAGIC + struct.pack(">I", len(head)) + head + blob[start + n :]
+    with pytest.raises(StateError, match="earlier release"):
+        from_state(legacy)
