@@ -163,10 +163,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.client = httpx.AsyncClient(
-            transport=upstream_transport,
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
+        state.http()
         if settings.expire_interval_s is not None:
             state.tasks.append(asyncio.create_task(_expire_loop(state)))
         state.ready = True
@@ -182,7 +179,9 @@ def create_app(
             state.tasks.clear()
             if batcher is not None:
                 await batcher.aclose()
-            await state.client.aclose()
+            if state.client is not None:
+                await state.client.aclose()
+                state.client = None
 
     app = FastAPI(
         title="bandit-router",
@@ -215,7 +214,7 @@ def create_app(
     async def readyz(request: Request) -> JSONResponse:
         st: ServiceState = request.app.state.service
         if not st.ready:
-            return JSONResponse({"status": "starting"}, status_code=503)
+            return JSONResponse({"status": "stopping"}, status_code=503)
         try:
             await st.blocking(st.router.stores.models.list)
         except Exception as exc:

@@ -192,8 +192,7 @@ async def _forward(
         headers = _upstream_headers(up)
     except ConfigurationError as exc:
         return _Failure(model, str(exc), "no_key")
-    client = state.client
-    assert client is not None, "the app's lifespan has not started"
+    client = state.http()
     timeout = httpx.Timeout(up.timeout_s)
     req = client.build_request("POST", up.chat_url, json=body, headers=headers, timeout=timeout)
     try:

@@ -69,8 +69,17 @@ class ServiceState:
     usage: UsageBook = field(default_factory=UsageBook)
     client: httpx.AsyncClient | None = None
     transport: httpx.AsyncBaseTransport | None = None
-    ready: bool = False
+    ready: bool = True
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def http(self) -> httpx.AsyncClient:
+        """The upstream client (made by the app's lifespan, or here on first use)."""
+        if self.client is None:
+            self.client = httpx.AsyncClient(
+                transport=self.transport,
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            )
+        return self.client
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking call (the router, the key store) in the thread pool."""
