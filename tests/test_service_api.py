@@ -296,6 +296,18 @@ def test_chat_model_names(env):
     assert r.status_code == 200 and r.headers["x-router-model"] == "good"
     r = c.post("/v1/chat/completions", json={"model": "router", "messages": []}, headers=alice)
     assert r.status_code == 422
+    # a tool-call turn has no text: the others are routed on, the request goes up unchanged
+    turns = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function",
+         "function": {"name": "w", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "1", "content": "sunny"},
+    ]  # fmt: skip
+    r = c.post("/v1/chat/completions", json={"model": "router", "messages": turns}, headers=alice)
+    assert r.status_code == 200 and env["upstream"].state.requests[-1]["body"]["messages"] == turns
+    r = c.post("/v1/chat/completions", json={"model": "router", "messages": turns[1:2]},
+               headers=alice)  # fmt: skip
+    assert r.status_code == 422 and "no text" in _err(r)["message"]
     models = c.get("/v1/models", headers=alice).json()
     assert [m["id"] for m in models["data"]] == ["router", "router:linucb", *router.models]
 
@@ -309,6 +321,9 @@ def test_admin_routes(env):
     assert (
         c.put("/admin/users/zed/budget", json={"budget_usd": 1}, headers=admin).status_code == 404
     )
+    r = c.put("/admin/users/alice/budget", json={"budget_usd": None}, headers=admin)
+    assert r.status_code == 422 and "cannot be removed" in _err(r)["message"]
+    assert router.budget_of("alice").amount_usd == 7.0
     r = c.post("/admin/users", json={"name": "x", "budget_usd": 1, "period": "fortnightly"},
                headers=admin)  # fmt: skip
     assert r.status_code == 422 and "period" in _err(r)["message"].lower()

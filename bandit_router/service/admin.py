@@ -91,6 +91,18 @@ def _budget(body: BudgetBody) -> Budget | None:
     return Budget(body.budget_usd, body.period, body.expected_queries)
 
 
+def _keep_budget(router: Any, name: str, budget: Budget | None) -> None:
+    """The store keeps a budget once set: refuse to drop it rather than pretend to."""
+    rec = router.stores.users.get(name)
+    if budget is None and rec is not None and rec.budget is not None:
+        raise ServiceError(
+            422,
+            f"user {name!r} has a budget of {rec.budget.amount_usd:g} USD; a budget cannot be "
+            "removed, set a larger one (budget_usd) instead.",
+            "invalid_budget",
+        )
+
+
 def _user_out(router: Any, name: str) -> UserOut:
     rec = router.stores.users.get(name)
     budget = rec.budget if rec is not None else None
@@ -123,6 +135,7 @@ async def create_user(body: UserBody, request: Request) -> UserOut:
     budget = _budget(body)
 
     def go() -> UserOut:
+        _keep_budget(st.router, body.name, budget)
         st.router.set_user(body.name, budget)
         return _user_out(st.router, body.name)
 
@@ -139,6 +152,7 @@ async def set_budget(name: Name, body: BudgetBody, request: Request) -> UserOut:
             raise ServiceError(
                 404, f"no user {name!r}; create it with POST /admin/users.", "unknown_user"
             )
+        _keep_budget(st.router, name, budget)
         st.router.set_user(name, budget)
         return _user_out(st.router, name)
 

@@ -137,7 +137,7 @@ def create_app(
     """
     if not isinstance(settings, ServiceSettings):
         raise TypeError("settings must be a ServiceSettings (ServiceSettings.from_dict(...)).")
-    settings.check_models(list(router._specs) if hasattr(router, "_specs") else router.models)
+    settings.check_models([r.spec.name for r in router.stores.models.list()] or router.models)
     metrics = ServiceMetrics(_accounts(router))
     batcher = None
     if router.embedder is not None:

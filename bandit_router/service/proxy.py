@@ -64,6 +64,15 @@ class _Failure:
     outcome: str
 
 
+def _has_text(content: Any) -> bool:
+    if isinstance(content, str):
+        return bool(content.strip())
+    return isinstance(content, list) and any(
+        isinstance(p, dict) and isinstance(p.get("text"), str) and p["text"].strip()
+        for p in content
+    )
+
+
 def _policies(state: ServiceState) -> list[str]:
     return ["router", f"router:{state.router.policy.name}"]
 
@@ -275,7 +284,13 @@ async def chat_completions(
         payload = json.loads(await request.body())
     except ValueError:  # pragma: no cover - FastAPI parsed it already
         raise ServiceError(422, "the body must be JSON.", "invalid_request") from None
-    messages = [m.model_dump() for m in body.messages]
+    # the text to route on: messages with text (tool calls and the like carry none)
+    messages = [m.model_dump() for m in body.messages if _has_text(m.content)]
+    if not messages:
+        raise ServiceError(
+            422, "the messages carry no text to route on; give at least one message with "
+            "text content.", "invalid_request",
+        )  # fmt: skip
     state.router.text_of(messages=messages)  # validates before anything is reserved
     if fixed is not None:
         allowed = [fixed]
