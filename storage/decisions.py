@@ -39,7 +39,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, exists, insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bandit_router.errors import (
@@ -114,8 +115,14 @@ class SqlDecisionLog:
 
     def _check_model(self, s: Session, model: str) -> None:
         """A stored catalogue (when there is one) must list the model as active."""
-        rows = dict(s.execute(select(CatalogueModel.name, CatalogueModel.status)).all())
-        if rows and rows.get(model) != "active":
+        status, any_model = s.execute(
+            select(
+                select(CatalogueModel.status).where(CatalogueModel.name == model).scalar_subquery(),
+                exists().where(CatalogueModel.name.is_not(None)),
+            )
+        ).one()
+        if any_model and status != "active":
+            rows = dict(s.execute(select(CatalogueModel.name, CatalogueModel.status)).all())
             active = sorted(n for n, st in rows.items() if st == "active")
             state = "retired" if model in rows else "not in the catalogue"
             raise InvalidInputError(
@@ -129,14 +136,16 @@ class SqlDecisionLog:
         values = self._check_decision(decision)
         with self.sessions.write() as s:
             self._check_model(s, values["model"])
-            if s.get(DecisionRow, values["id"]) is not None:
+            try:
+                s.execute(insert(DecisionRow).values(**values))
+            except IntegrityError:
                 raise InvalidInputError(
                     f"decision {values['id']!r} is already recorded; use a fresh decision id."
-                )
-            s.add(DecisionRow(**values))
-            s.flush()
+                ) from None
             if values["reserved"]:
-                self.ledger.reserve_in(s, values["user"], values["id"], values["estimated_cost"])
+                self.ledger.reserve_in(
+                    s, values["user"], values["id"], values["estimated_cost"], new=True
+                )
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         with self.sessions.read() as s:
@@ -187,16 +196,18 @@ class SqlDecisionLog:
         with self.sessions.write() as s:
             if self.sessions.postgres:  # ids in commit order (see the module docstring)
                 s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_FEEDBACK_LOCK})
-            d = s.get(DecisionRow, decision_id)
+            found = s.execute(
+                select(DecisionRow, FeedbackRow)
+                .outerjoin(FeedbackRow, FeedbackRow.decision_id == DecisionRow.id)
+                .where(DecisionRow.id == decision_id)
+            ).one_or_none()
+            d, old = found if found is not None else (None, None)
             if d is None or (feedback.user and feedback.user != d.user):
                 raise UnknownDecisionError(
                     f"no decision {decision_id!r}"
                     + (f" for user {feedback.user!r}" if feedback.user else "")
                     + f"; {_DECISION_HINT}."
                 )
-            old = s.execute(
-                select(FeedbackRow).where(FeedbackRow.decision_id == decision_id)
-            ).scalar_one_or_none()
             if old is not None:
                 same_reward = (old.reward is None and reward is None) or (
                     old.reward is not None and reward is not None and old.reward == reward
@@ -221,7 +232,7 @@ class SqlDecisionLog:
             s.add(row)
             s.flush()
             if d.reserved:
-                self.ledger.settle_in(s, decision_id, cost)
+                self.ledger.settle_in(s, decision_id, cost, user=d.user)
             return FeedbackOutcome(_feedback(row), False)
 
 

@@ -318,7 +318,7 @@ class SqlLedger:
         )
         accounts = self._lock(s, users | stale_users, now, create=True)
         n = 0
-        for r in self._stale(s, now, accounts):
+        for r in self._stale(s, now, accounts) if stale_users else ():
             loaded = accounts[r.user]
             self._refresh(s, loaded, now)
             if self._current(loaded, r):
@@ -425,13 +425,16 @@ class SqlLedger:
         with self.sessions.write() as s:
             return self.reserve_in(s, user, decision_id, amount)
 
-    def reserve_in(self, s: Session, user: str, decision_id: str, amount: float) -> Reservation:
-        """``reserve`` inside the caller's transaction ``s``."""
+    def reserve_in(
+        self, s: Session, user: str, decision_id: str, amount: float, *, new: bool = False
+    ) -> Reservation:
+        """``reserve`` inside the caller's transaction ``s`` (``new``: the caller knows that
+        no reservation has this id, e.g. it has just inserted the decision)."""
         amount = _usd(amount, "a reservation")
         decision_id = str(decision_id)
         now = self.clock()
         accounts, _ = self._lock_with_expiry(s, (user,), now)
-        known = s.get(LedgerReservation, decision_id, populate_existing=True)
+        known = None if new else s.get(LedgerReservation, decision_id, populate_existing=True)
         if known is not None and known.state == "settled":
             raise BudgetError(f"decision {decision_id!r} of {known.user!r} is already settled.")
         if known is not None and known.state in ("open", "expired"):
@@ -477,19 +480,31 @@ class SqlLedger:
         with self.sessions.write() as s:
             return self.settle_in(s, decision_id, actual_cost)
 
-    def settle_in(self, s: Session, decision_id: str, actual_cost: float) -> Settlement:
-        """``settle`` inside the caller's transaction ``s``."""
+    def settle_in(
+        self, s: Session, decision_id: str, actual_cost: float, *, user: str | None = None
+    ) -> Settlement:
+        """``settle`` inside the caller's transaction ``s`` (``user``: the decision's user,
+        when the caller knows it)."""
         actual = _usd(actual_cost, "an actual cost")
         decision_id = str(decision_id)
-        r = s.get(LedgerReservation, decision_id)
-        if r is None or r.state == "released":
+        if user is None:
+            r = s.get(LedgerReservation, decision_id)
+            user = None if r is None or r.state == "released" else r.user
+        if user is None:
             raise BudgetError(
                 f"unknown decision {decision_id!r}: reserve before settling, and settle "
                 "each decision once."
             )
         now = self.clock()
-        accounts, _ = self._lock_with_expiry(s, (r.user,), now)
+        accounts, _ = self._lock_with_expiry(s, (user,), now)
         r = s.get(LedgerReservation, decision_id, populate_existing=True)  # again, locked
+        if r is None or r.state == "released" or r.user != user:
+            for loaded in accounts.values():
+                self._save(s, loaded)
+            raise BudgetError(
+                f"unknown decision {decision_id!r}: reserve before settling, and settle "
+                "each decision once."
+            )
         if r.state == "settled":
             for loaded in accounts.values():
                 self._save(s, loaded)

@@ -11,6 +11,8 @@ wait on each other in a cycle) and serialise feedback ids with an advisory lock.
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +32,19 @@ from storage.errors import StorageError
 #: commits late.
 PG_FEEDBACK_LOCK = 0x62616E6469742D66
 
+#: One lock per SQLite engine: the threads of one process queue for the write lock here
+#: instead of in SQLite's busy handler, which sleeps up to 100 ms between retries.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.Lock:
+    with _REGISTRY_LOCK:
+        lock = _SQLITE_WRITERS.get(engine)
+        if lock is None:
+            lock = _SQLITE_WRITERS[engine] = threading.Lock()
+        return lock
+
 
 class Sessions:
     """Read and write sessions on one engine (``write`` takes the SQLite write lock)."""
@@ -41,6 +56,7 @@ class Sessions:
         self._write = sessionmaker(
             engine.execution_options(**{SQLITE_BEGIN_MODE: "IMMEDIATE"}), expire_on_commit=False
         )
+        self._writer = None if self.postgres else _writer_lock(engine)
 
     @property
     def postgres(self) -> bool:
@@ -49,6 +65,15 @@ class Sessions:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: commits on success, rolls back on any error."""
+        if self._writer is None:
+            with self._write_transaction() as session:
+                yield session
+        else:
+            with self._writer, self._write_transaction() as session:
+                yield session
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[Session]:
         with self._write() as session:
             try:
                 with session.begin():
