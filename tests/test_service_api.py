@@ -426,3 +426,21 @@ def test_service_settings_messages():
     with pytest.raises(ConfigurationError, match="not in the catalogue"):
         s.check_models(["a"])
     assert json.loads(json.dumps(ServiceSettings().cors_origins)) == []
+
+
+def test_the_admin_key_may_be_given_as_its_hash_only():
+    from bandit_router.errors import ConfigurationError
+    from bandit_router.service.auth import hash_admin_key
+
+    router = Router([ModelSpec("m", 0.1, 0.4)], HashingEmbedder(dim=8), None,
+                    make_policy("linucb", ["m"], 9, seed=0))  # fmt: skip
+    settings = ServiceSettings(admin_key_hash=hash_admin_key(ADMIN), expire_interval_s=None)
+    with TestClient(create_app(router, settings, keys=MemoryKeyStore())) as c:
+        assert (
+            c.get("/admin/stats", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+        )
+        assert (
+            c.get("/admin/stats", headers={"Authorization": f"Bearer {ADMIN}x"}).status_code == 401
+        )
+    with pytest.raises(ConfigurationError, match="hash_admin_key"):
+        ServiceSettings(admin_key_hash="md5$00$11")

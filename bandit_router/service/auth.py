@@ -193,15 +193,40 @@ class CachedKeyStore:
                 del self._cache[d]
 
 
-def admin_ok(given: str | None, admin_key: str | None) -> bool:
-    """Constant-time comparison of a bearer key with the admin key.
+def hash_admin_key(key: str, salt: bytes | None = None) -> str:
+    """``sha256$<salt hex>$<digest hex>`` of ``sha256(salt + key)``: what
+    ``ServiceSettings.admin_key_hash`` holds when only the hash of the admin key is kept
+    (the key itself is random and long, so a salted SHA-256 is enough).
+
+    >>> h = hash_admin_key("s3cret-admin", bytes(16))
+    >>> h.split("$")[0], admin_ok("s3cret-admin", None, h), admin_ok("s3cret-admiN", None, h)
+    ('sha256', True, False)
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidInputError("the admin key must be a non-empty text.")
+    salt = secrets.token_bytes(16) if salt is None else salt
+    return f"sha256${salt.hex()}${hashlib.sha256(salt + key.encode()).hexdigest()}"
+
+
+def admin_ok(given: str | None, admin_key: str | None, admin_key_hash: str | None = None) -> bool:
+    """Constant-time check of a bearer key against the admin key or its hash.
 
     >>> admin_ok("s3cret-admin", "s3cret-admin"), admin_ok("x", "s3cret-admin"), admin_ok("x", None)
     (True, False, False)
     """
-    if not given or not admin_key:
+    if not given:
         return False
-    return hmac.compare_digest(given.encode(), admin_key.encode())
+    if admin_key and hmac.compare_digest(given.encode(), admin_key.encode()):
+        return True
+    if admin_key_hash:
+        try:
+            kind, salt, digest = admin_key_hash.split("$")
+            want = bytes.fromhex(digest)
+            got = hashlib.sha256(bytes.fromhex(salt) + given.encode()).digest()
+        except ValueError:
+            return False
+        return kind == "sha256" and hmac.compare_digest(got, want)
+    return False
 
 
 # ---- FastAPI dependencies ---------------------------------------------------------------
@@ -233,7 +258,7 @@ async def current_user(
             "missing_api_key",
             headers=_CHALLENGE,
         )
-    if admin_ok(token, state.settings.admin_key):
+    if admin_ok(token, state.settings.admin_key, state.settings.admin_key_hash):
         raise ServiceError(
             403,
             "the admin key manages the router; route and send feedback with a user's API key.",
@@ -260,7 +285,7 @@ async def require_admin(
             401, "missing API key: admin routes need `Authorization: Bearer <admin key>`.",
             "missing_api_key", headers=_CHALLENGE,
         )  # fmt: skip
-    if admin_ok(token, state.settings.admin_key):
+    if admin_ok(token, state.settings.admin_key, state.settings.admin_key_hash):
         return
     user = await state.blocking(state.keys.verify, token)
     if user is None:
@@ -270,7 +295,11 @@ async def require_admin(
     raise ServiceError(
         403,
         f"this route needs the admin key; the key of user {user!r} cannot manage the router"
-        + ("" if state.settings.admin_key else " (no admin key is configured: service.admin_key)")
+        + (
+            ""
+            if state.settings.admin_key or state.settings.admin_key_hash
+            else " (no admin key is configured: service.admin_key)"
+        )
         + ".",
         "admin_only",
     )

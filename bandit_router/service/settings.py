@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -147,6 +148,8 @@ class ServiceSettings:
     """What the HTTP app needs beyond the ``Router``.
 
     admin_key           the bearer key of the admin routes (None: admin routes are off, 403)
+    admin_key_hash      instead of (or with) ``admin_key``: its hash, ``sha256$<salt hex>$<hex>``
+                        (``bandit_router.service.auth.hash_admin_key``)
     upstreams           catalogue model name -> ``Upstream`` (models without one can be
                         routed with ``/v1/route`` but not proxied)
     retry_next_best     on an upstream error or timeout, release the reservation and try
@@ -167,6 +170,7 @@ class ServiceSettings:
     """
 
     admin_key: str | None = None
+    admin_key_hash: str | None = None
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)
     retry_next_best: bool = True
     batch_window_ms: float = 2.0
@@ -184,6 +188,14 @@ class ServiceSettings:
             raise ConfigurationError(
                 "service.admin_key must be a secret of at least 8 characters "
                 "(or leave it out to turn the admin routes off)."
+            )
+        h = self.admin_key_hash
+        if h is not None and (
+            not isinstance(h, str) or not re.fullmatch(r"sha256\$[0-9a-f]{2,}\$[0-9a-f]{64}", h)
+        ):
+            raise ConfigurationError(
+                "service.admin_key_hash must be sha256$<salt hex>$<digest hex>, as "
+                "bandit_router.service.auth.hash_admin_key(key) writes it."
             )
         ups = self.upstreams
         if not isinstance(ups, Mapping):
