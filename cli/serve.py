@@ -301,18 +301,22 @@ def banner(
             "cannot forward;\n            /v1/route and /v1/feedback work (add upstreams with "
             "`bandit-router serve --write-example-config router.yaml`)"
         )
+    py_key = repr(user_key) if user_key else "os.environ['BANDIT_ROUTER_KEY']"
+    lines += [""]
+    if not user_key:
+        lines.append("export BANDIT_ROUTER_KEY=<the user key printed at the first start>")
     lines += [
-        "",
         "Route a query, then send feedback on the decision:",
-        f"  curl -s {url}/v1/route -H 'Authorization: Bearer {key}' \\",
+        f'  curl -s {url}/v1/route -H "Authorization: Bearer {key}" \\',
         "       -H 'Content-Type: application/json' -d '{\"prompt\": \"Write a haiku about "
         "the sea\"}'",
-        f"  curl -s {url}/v1/feedback -H 'Authorization: Bearer {key}' \\",
+        f'  curl -s {url}/v1/feedback -H "Authorization: Bearer {key}" \\',
         '       -H \'Content-Type: application/json\' -d \'{"decision_id": "<decision_id>", '
         '"reward": 1}\'',
         "",
         "With the openai client (needs upstreams in the config):",
-        f"  from openai import OpenAI; client = OpenAI(base_url='{url}/v1', api_key='{key}')",
+        f"  import os; from openai import OpenAI; client = OpenAI(base_url='{url}/v1', "
+        f"api_key={py_key})",
         "  r = client.chat.completions.create(model='router', "
         "messages=[{'role': 'user', 'content': 'hi'}])",
         "",
@@ -412,8 +416,6 @@ def run(
                 f"printed at the first start (its hash is in {hash_path}); give it as "
                 f"${cfg.admin_key_env} to enable the admin routes"
             )
-        if admin is None and hash_path.is_file():
-            admin = _known_admin_key(cfg, hash_path)
         user_key = ensure_demo_user(router, stores, new_key=new_demo_key)
         settings = dataclasses.replace(cfg.service, admin_key=admin)
         settings.check_models(router.models)
@@ -467,17 +469,20 @@ def run(
     finally:
         try:
             if "router" in locals():
-                snap = router.snapshot()
-                typer.echo(
-                    f"stopped; policy snapshot {snap.snapshot_id} written "
-                    f"(feedback up to #{snap.last_feedback_id}).",
-                    err=True,
-                )
+                typer.echo(f"stopped; {final_snapshot(router)}", err=True)
         finally:
             stores.close()
 
 
-def _known_admin_key(cfg: Any, hash_path: Path) -> str | None:
-    """The plaintext admin key is not known on a later start unless it is in the environment
-    (the file only holds its hash)."""
-    return None
+def final_snapshot(router: Any) -> str:
+    """Write the policy snapshot at shutdown, unless the latest one already holds this
+    state (no feedback and no catalogue change since); says which."""
+    latest = router.stores.snapshots.latest()
+    if (
+        latest is not None
+        and latest.last_feedback_id == router.last_feedback_id
+        and list((latest.meta or {}).get("arms") or []) == list(router.models)
+    ):
+        return f"policy snapshot {latest.snapshot_id} is current (no new feedback)."
+    snap = router.snapshot()
+    return f"policy snapshot {snap.snapshot_id} written (feedback up to #{snap.last_feedback_id})."

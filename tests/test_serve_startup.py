@@ -199,3 +199,17 @@ def test_load_config_text_relative_prior_is_read_from_the_config_folder(tmp_path
     body = SMALL.format(emb="hashing-32").replace("linucb", "pilot") + f"prior: {prior.name}\n"
     cfg = load_config_text(body, base=tmp_path, env={})
     assert cfg.router.prior == str(prior)
+
+
+def test_shutdown_snapshot_only_when_the_state_changed(tmp_path: Path) -> None:
+    from cli.serve import final_snapshot
+
+    cfg = config(tmp_path, SMALL.format(emb="hashing-32"))
+    with open_router_stores("sqlite://") as stores:
+        router = build_router(cfg, stores, progress=False)
+        assert "snapshot 1 written (feedback up to #0)" in final_snapshot(router)
+        assert "snapshot 1 is current" in final_snapshot(router)  # a restart without traffic
+        router.set_user("u", None)
+        r = router.route("u", "hello")
+        router.feedback(r.decision_id, 0.5, cost=0.0)
+        assert "snapshot 2 written (feedback up to #1)" in final_snapshot(router)
