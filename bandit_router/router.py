@@ -446,10 +446,11 @@ class Router:
         opts.setdefault("reward_range", tuple(config.reward_range))
         snap = stores.snapshots.latest()
         last = 0
+        realigned = False
         if snap is not None:
             policy = from_state(snap.blob)
             last = snap.last_feedback_id
-            _align_arms(policy, names, prior)
+            realigned = _align_arms(policy, names, prior)
         else:
             priors = None
             if prior is not None:
@@ -488,6 +489,8 @@ class Router:
             tokens = snap.meta.get("expected_output_tokens") or {}
             router._restore_output_tokens(tokens)
         router.catch_up()
+        if realigned:  # the catalogue changed since the snapshot: fold the change in now
+            router.snapshot()
         return router
 
     @classmethod
@@ -1143,14 +1146,19 @@ def _load_prior(path: str) -> Any:
     return PriorArtifact.load(path)
 
 
-def _align_arms(policy: Policy, names: Sequence[str], prior: Any | None) -> None:
-    """Make a restored policy's arms the active catalogue (a change made without a
-    snapshot, e.g. by an older process): retired arms go, new ones start from the prior."""
+def _align_arms(policy: Policy, names: Sequence[str], prior: Any | None) -> bool:
+    """Make a restored policy's arms the active catalogue (models the config adds, or a
+    change made without a snapshot): retired arms go, new ones start from the prior (else
+    the pooled mean). Returns whether anything changed."""
+    changed = False
     for a in [a for a in policy.arms if a not in names]:
         policy.remove_arm(a)
+        changed = True
     for a in names:
         if a not in policy.arms:
             p = None
             if prior is not None and a in prior.models:
                 p = prior.priors([a])[a]
             policy.add_arm(a, p)
+            changed = True
+    return changed
