@@ -600,9 +600,11 @@ def _settings() -> type:
 def _service(section: dict[str, Any], upstreams: dict[str, Any], lines: _Lines) -> Any:
     """The ``service:`` section and the models' upstreams -> ``ServiceSettings``."""
     cls = _settings()
-    known = [f.name for f in fields(cls) if f.name not in ("admin_key", "upstreams")]
+    known = [
+        f.name for f in fields(cls) if f.name not in ("admin_key", "admin_key_hash", "upstreams")
+    ]
     for key in section:
-        if key == "admin_key":
+        if key in ("admin_key", "admin_key_hash"):
             raise _fail(
                 lines,
                 ("service", key),

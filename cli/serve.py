@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import hmac
 import os
 import secrets
 import signal
@@ -118,23 +116,30 @@ def demo_prior(embedder: Any, *, progress: bool = True, directory: Path | None =
 # ---- the admin key ---------------------------------------------------------------------------
 
 
-def _hash_key(key: str, salt: bytes) -> str:
-    return hashlib.sha256(salt + key.encode()).hexdigest()
-
-
 def admin_key_status(directory: Path | None = None) -> Path:
     return (directory if directory is not None else data_dir()) / ADMIN_HASH_FILE
 
 
 def generate_admin_key(path: Path) -> str:
-    """A new admin key; only its salted SHA-256 is written to ``path`` (mode 0600)."""
+    """A new admin key; only its salted SHA-256 (``hash_admin_key``) is written to ``path``
+    (mode 0600)."""
+    from bandit_router.service.auth import hash_admin_key
+
     key = "bradmin_" + secrets.token_urlsafe(32)
-    salt = secrets.token_bytes(16)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(f"sha256${salt.hex()}${_hash_key(key, salt)}\n")
+        f.write(hash_admin_key(key) + "\n")
     return key
+
+
+def stored_admin_hash(path: Path) -> str | None:
+    """The admin key's hash kept by the first start (None when there is none)."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return text or None
 
 
 def check_admin_key(key: str, path: Path) -> bool:
@@ -146,11 +151,9 @@ def check_admin_key(key: str, path: Path) -> bool:
     >>> check_admin_key(k, p), check_admin_key(k + "x", p), k in p.read_text()
     (True, False, False)
     """
-    try:
-        kind, salt, digest = path.read_text().strip().split("$")
-    except (OSError, ValueError):
-        return False
-    return kind == "sha256" and hmac.compare_digest(_hash_key(key, bytes.fromhex(salt)), digest)
+    from bandit_router.service.auth import admin_ok
+
+    return admin_ok(key, None, stored_admin_hash(path))
 
 
 # ---- start-up checks -------------------------------------------------------------------------
@@ -398,26 +401,24 @@ def run(
     stores = open_router_stores(url_db)
     try:
         router = build_router(cfg, stores, progress=progress)
-        admin = cfg.admin_key()
+        admin, admin_hash, shown = cfg.admin_key(), None, None
         hash_path = admin_key_status()
         if admin is not None:
             admin_note = f"from ${cfg.admin_key_env}"
-            shown = None
-        elif not hash_path.is_file():
-            admin = generate_admin_key(hash_path)
-            shown = admin
+        elif stored_admin_hash(hash_path) is None:
+            admin = shown = generate_admin_key(hash_path)
             admin_note = (
                 f"generated now, printed once, stored only hashed ({hash_path}); "
                 f"set ${cfg.admin_key_env} to use your own"
             )
         else:
-            admin, shown = None, None
+            admin_hash = stored_admin_hash(hash_path)
             admin_note = (
-                f"printed at the first start (its hash is in {hash_path}); give it as "
-                f"${cfg.admin_key_env} to enable the admin routes"
+                f"the one printed at the first start (only its hash is kept, in {hash_path}); "
+                f"set ${cfg.admin_key_env} to use your own"
             )
         user_key = ensure_demo_user(router, stores, new_key=new_demo_key)
-        settings = dataclasses.replace(cfg.service, admin_key=admin)
+        settings = dataclasses.replace(cfg.service, admin_key=admin, admin_key_hash=admin_hash)
         settings.check_models(router.models)
         app = create_app(router, settings, keys=DirectoryKeyStore(stores.users))
         host = cfg.host

@@ -137,5 +137,10 @@ def test_serve_prints_keys_answers_and_snapshots_on_sigterm(tmp_path: Path) -> N
         assert "got a key at the first start" in text
         r = httpx.post(f"{server.url}/v1/route", json={"prompt": "2 + 2?"}, headers=auth)
         assert r.status_code == 200, r.text  # the key printed at the first start still works
+        # so does the admin key, although only its hash was kept
+        admin = {"Authorization": f"Bearer {admin_key}"}
+        assert httpx.get(f"{server.url}/admin/stats", headers=admin).status_code == 200
+        wrong = {"Authorization": f"Bearer {admin_key[:-1]}x"}
+        assert httpx.get(f"{server.url}/admin/stats", headers=wrong).status_code == 401
     finally:
         assert server.stop() == 0, server.err.read_text()
