@@ -128,21 +128,16 @@ class SqlLedger:
         ins = pg_insert if self.sessions.postgres else sqlite_insert
         s.execute(ins(model).values(**values).on_conflict_do_nothing())
 
-    def _lock(self, s: Session, users: Iterable[str], now: float, *, create: bool = True) -> dict:
+    def _lock(self, s: Session, users: Iterable[str], now: float) -> dict:
         """Lock the accounts of ``users`` (sorted by name), creating missing ones with the
-        default budget; returns ``{user: _Loaded}`` refreshed to ``now``."""
+        default budget; returns ``{user: _Loaded}`` refreshed to ``now`` (without the users
+        that have no account and get no default budget)."""
         out: dict[str, _Loaded] = {}
         for user in sorted(set(users)):
             row = self._select_row(s, user)
             if row is None:
-                if not create:
-                    continue
                 if self.default_budget is None:
-                    raise BudgetError(
-                        f"user {user!r} has no budget; give them one with "
-                        f"`bandit-router users budget {user} AMOUNT` (or set_budget), or "
-                        "configure a default budget."
-                    )
+                    continue
                 self._insert(s, LedgerAccount, self._new_account(user, self.default_budget))
                 row = self._select_row(s, user)
             loaded = self._load(row)
@@ -302,9 +297,21 @@ class SqlLedger:
         q = q.order_by(LedgerReservation.created_at, LedgerReservation.decision_id)
         return list(s.execute(q.execution_options(populate_existing=True)).scalars())
 
-    def _lock_with_expiry(self, s: Session, users: Iterable[str], now: float) -> tuple[dict, int]:
+    @staticmethod
+    def _no_budget(user: str) -> BudgetError:
+        return BudgetError(
+            f"user {user!r} has no budget; give them one with "
+            f"`bandit-router users budget {user} AMOUNT` (or set_budget), or configure a "
+            "default budget."
+        )
+
+    def _lock_with_expiry(
+        self, s: Session, users: Iterable[str], now: float, *, required: bool = True
+    ) -> tuple[dict, int]:
         """Lock ``users`` and every user with a reservation past its time to live, then
-        expire those reservations (as ``InMemoryLedger`` does on every call)."""
+        expire those reservations (as ``InMemoryLedger`` does on every call). The sweep is
+        saved before a user without an account raises (``required``): the public methods
+        commit it anyway, as the in-memory ledger keeps its expiries when a call fails."""
         users = set(users)
         stale_users = set(
             s.execute(
@@ -316,7 +323,7 @@ class SqlLedger:
                 .distinct()
             ).scalars()
         )
-        accounts = self._lock(s, users | stale_users, now, create=True)
+        accounts = self._lock(s, users | stale_users, now)
         n = 0
         for r in self._stale(s, now, accounts) if stale_users else ():
             loaded = accounts[r.user]
@@ -327,17 +334,29 @@ class SqlLedger:
                 self._charge(s, loaded, r, float(r.amount), now, "expire")
             r.state, r.closed_at = "expired", now
             n += 1
-        s.flush()
+        for loaded in accounts.values():
+            self._save(s, loaded)
+        missing = sorted(users - set(accounts))
+        if required and missing:
+            raise self._no_budget(missing[0])
         return accounts, n
+
+    def _commit_then_raise(self, fn, *args, **kwargs):
+        """Run ``fn(session, ...)`` in a write transaction that commits even when ``fn``
+        raises a ``BudgetError`` (what it swept before is kept), then re-raise."""
+        error: BudgetError | None = None
+        with self.sessions.write() as s:
+            try:
+                return fn(s, *args, **kwargs)
+            except BudgetError as exc:
+                error = exc
+        raise error
 
     def expire(self) -> int:
         """Expire reservations older than ``reservation_ttl``; returns how many expired."""
         now = self.clock()
         with self.sessions.write() as s:
-            accounts, n = self._lock_with_expiry(s, (), now)
-            for loaded in accounts.values():
-                self._save(s, loaded)
-        return n
+            return self._lock_with_expiry(s, (), now)[1]
 
     # ---- budgets ----------------------------------------------------------------------
     def set_budget(self, user: str, budget: Budget) -> None:
@@ -386,11 +405,7 @@ class SqlLedger:
     def state(self, user: str) -> AccountState:
         """The user's budget, spend and holds now."""
         now = self.clock()
-        with self.sessions.write() as s:
-            accounts, _ = self._lock_with_expiry(s, (user,), now)
-            for loaded in accounts.values():
-                self._save(s, loaded)
-            loaded = accounts[user]
+        loaded = self._commit_then_raise(lambda s: self._lock_with_expiry(s, (user,), now)[0][user])
         return self._state(user, loaded, now)
 
     @staticmethod
@@ -422,8 +437,7 @@ class SqlLedger:
 
         Repeating the same reservation returns the first one (idempotent).
         """
-        with self.sessions.write() as s:
-            return self.reserve_in(s, user, decision_id, amount)
+        return self._commit_then_raise(self.reserve_in, user, decision_id, amount)
 
     def reserve_in(
         self, s: Session, user: str, decision_id: str, amount: float, *, new: bool = False
@@ -439,8 +453,6 @@ class SqlLedger:
             raise BudgetError(f"decision {decision_id!r} of {known.user!r} is already settled.")
         if known is not None and known.state in ("open", "expired"):
             if known.user == user and abs(float(known.amount) - amount) <= _MONEY_TOL:
-                for loaded in accounts.values():
-                    self._save(s, loaded)
                 return self._reservation(known)
             raise BudgetError(
                 f"decision {decision_id!r} already holds {float(known.amount)} USD for "
@@ -450,8 +462,6 @@ class SqlLedger:
         acc = loaded.acc
         left = acc.budget.amount_usd - acc.spent - acc.reserved
         if amount > left + EPS_USD * max(1.0, acc.budget.amount_usd):
-            for other in accounts.values():  # the expiry sweep above still commits
-                self._save(s, other)
             raise BudgetExhaustedError(
                 f"user {user!r} has {max(left, 0.0):.6g} USD left of {acc.budget.amount_usd:.6g}; "
                 f"cannot hold {amount:.6g}. Choose a cheaper model or wait for the budget to reset."
@@ -477,8 +487,7 @@ class SqlLedger:
 
     def settle(self, decision_id: str, actual_cost: float) -> Settlement:
         """Replace the hold of a decision by its actual cost (idempotent per decision)."""
-        with self.sessions.write() as s:
-            return self.settle_in(s, decision_id, actual_cost)
+        return self._commit_then_raise(self.settle_in, decision_id, actual_cost)
 
     def settle_in(
         self, s: Session, decision_id: str, actual_cost: float, *, user: str | None = None
@@ -487,32 +496,21 @@ class SqlLedger:
         when the caller knows it)."""
         actual = _usd(actual_cost, "an actual cost")
         decision_id = str(decision_id)
+        r = s.get(LedgerReservation, decision_id)
+        if r is not None and r.state == "settled":  # final: checked before any expiry
+            return self._settled(r, actual)
         if user is None:
-            r = s.get(LedgerReservation, decision_id)
             user = None if r is None or r.state == "released" else r.user
-        if user is None:
-            raise BudgetError(
-                f"unknown decision {decision_id!r}: reserve before settling, and settle "
-                "each decision once."
-            )
         now = self.clock()
-        accounts, _ = self._lock_with_expiry(s, (user,), now)
-        r = s.get(LedgerReservation, decision_id, populate_existing=True)  # again, locked
-        if r is None or r.state == "released" or r.user != user:
-            for loaded in accounts.values():
-                self._save(s, loaded)
+        accounts, _ = self._lock_with_expiry(s, () if user is None else (user,), now)
+        if user is not None:  # again, under the account's lock
+            r = s.get(LedgerReservation, decision_id, populate_existing=True)
+        if r is not None and r.state == "settled" and r.user == user:  # settled meanwhile
+            return self._settled(r, actual)
+        if user is None or r is None or r.state not in ("open", "expired") or r.user != user:
             raise BudgetError(
                 f"unknown decision {decision_id!r}: reserve before settling, and settle "
                 "each decision once."
-            )
-        if r.state == "settled":
-            for loaded in accounts.values():
-                self._save(s, loaded)
-            if abs(float(r.actual) - actual) <= _MONEY_TOL:
-                return Settlement(decision_id, r.user, float(r.amount), float(r.actual), r.late)
-            raise BudgetError(
-                f"decision {decision_id!r} was already settled at {float(r.actual)} USD, "
-                f"not {actual}; feedback is accepted once per decision."
             )
         loaded = accounts[r.user]
         acc = loaded.acc
@@ -533,6 +531,15 @@ class SqlLedger:
         for other in accounts.values():
             self._save(s, other)
         return Settlement(decision_id, r.user, amount, actual, late)
+
+    @staticmethod
+    def _settled(r: LedgerReservation, actual: float) -> Settlement:
+        if abs(float(r.actual) - actual) <= _MONEY_TOL:
+            return Settlement(r.decision_id, r.user, float(r.amount), float(r.actual), r.late)
+        raise BudgetError(
+            f"decision {r.decision_id!r} was already settled at {float(r.actual)} USD, "
+            f"not {actual}; feedback is accepted once per decision."
+        )
 
     def release(self, decision_id: str) -> None:
         """Drop an open hold without charging (the call was never made)."""
