@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,6 +79,16 @@ def _scores(scores: Any) -> dict[str, Any]:
     return to_jsonable({k: dict(v) if isinstance(v, Mapping) else v for k, v in scores.items()})
 
 
+def _propensity(p: Any) -> float | None:
+    """A probability in [0, 1]; NaN (not computed, e.g. a replay that logs none) is NULL."""
+    try:
+        if math.isnan(float(p)):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return finite(p, "the propensity", low=0.0, high=1.0)
+
+
 class SqlDecisionLog:
     """Decisions and their feedback in the database; see the module docstring.
 
@@ -102,7 +113,7 @@ class SqlDecisionLog:
             "model": name(d.model, "the model"),
             "context": context_bytes(d.context, "the decision's context"),
             "scores": _scores(d.scores),
-            "propensity": finite(d.propensity, "the propensity", low=0.0, high=1.0),
+            "propensity": _propensity(d.propensity),
             "estimated_cost": finite(d.estimated_cost, "the estimated cost (USD)", low=0.0),
             "policy": str(d.policy or ""),
             "policy_version": int(d.policy_version or 0),
@@ -244,7 +255,7 @@ def _decision(row: DecisionRow) -> DecisionRecord:
         model=row.model,
         context=context_array(row.context),
         scores=dict(row.scores or {}),
-        propensity=float(row.propensity),
+        propensity=math.nan if row.propensity is None else float(row.propensity),
         estimated_cost=float(row.estimated_cost),
         policy=row.policy,
         policy_version=int(row.policy_version),

@@ -44,7 +44,8 @@ class DecisionRow(Base):
     model: Mapped[str] = mapped_column(String(200))
     context: Mapped[bytes] = mapped_column(LargeBinary)
     scores: Mapped[dict[str, Any]] = mapped_column(JSON)
-    propensity: Mapped[float] = mapped_column(Double)
+    #: probability of the chosen model under the whole decision; null: not computed
+    propensity: Mapped[float | None] = mapped_column(Double)
     estimated_cost: Mapped[float] = mapped_column(Money)
     policy: Mapped[str] = mapped_column(String(200), default="")
     policy_version: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -75,7 +75,7 @@ def upgrade() -> None:
         sa.Column("model", NAME, nullable=False),
         sa.Column("context", sa.LargeBinary(), nullable=False),
         sa.Column("scores", sa.JSON(), nullable=False),
-        sa.Column("propensity", sa.Double(), nullable=False),
+        sa.Column("propensity", sa.Double(), nullable=True),
         sa.Column("estimated_cost", MONEY, nullable=False),
         sa.Column("policy", NAME, nullable=False),
         sa.Column("policy_version", sa.BigInteger(), nullable=False),
