@@ -279,6 +279,7 @@ def test_chat_proxy_passes_request_errors_through_and_releases(env):
     body = {"model": "cheap", "messages": [{"role": "user", "content": "x"}], "temperature": 9}
     r = c.post("/v1/chat/completions", json=body, headers=alice)
     assert r.status_code == 400 and r.json()["error"]["message"] == "bad temperature"
+    assert r.headers["x-router-model"] == "cheap" and "x-router-decision-id" not in r.headers
     assert env["upstream"].state.requests[-1]["body"]["temperature"] == 9
     assert env["router"].stores.ledger.state("alice").reserved == pytest.approx(0.0, abs=1e-12)
 

@@ -226,10 +226,11 @@ async def _forward(
             await resp.aclose()
             return _Failure(model, f"{model} broke off ({type(exc).__name__})", "error")
         await resp.aclose()
-        if status >= 400:  # the request's fault: no answer, nothing spent
+        if status >= 400:  # the request's fault: no answer, nothing spent, no decision left
             await _release(state, route, user)
             state.metrics.upstream.labels(model, f"http_{status}").inc()
-            return Response(content, status_code=status, media_type=ctype, headers=out_headers)
+            headers = {"x-router-model": str(model)}
+            return Response(content, status_code=status, media_type=ctype, headers=headers)
         try:
             usage = json.loads(content).get("usage")
         except (ValueError, AttributeError):

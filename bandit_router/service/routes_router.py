@@ -51,9 +51,12 @@ class RouteRequest(BaseModel):
 
 
 class ArmScore(BaseModel):
-    mean: float
-    width: float
-    value: float
+    """The policy's estimate (``mean``), its uncertainty (``width``) and the score it
+    ranked by (``value``); null when not finite."""
+
+    mean: float | None
+    width: float | None
+    value: float | None
 
 
 class RouteResponse(BaseModel):
@@ -215,7 +218,7 @@ async def route_endpoint(
         reason=route.reason,
         budget_remaining=_clean(route.budget_remaining),
         budget_resets_at=d["budget_resets_at"],
-        scores=d["scores"],
+        scores={a: {k: _clean(v) for k, v in sc.items()} for a, sc in d["scores"].items()},
     )
 
 
