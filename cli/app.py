@@ -45,6 +45,12 @@ def _register() -> None:
     simulate.register(app)
     evaluate.register(app)
 
+    from cli import models, route, users
+
+    route.register(app)
+    users.register(app)
+    models.register(app)
+
 
 _register()
 
