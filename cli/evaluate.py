@@ -68,7 +68,8 @@ def evaluate(
 
     IPS, self-normalised IPS and doubly robust, with bootstrap intervals.
     """
-    from bandit_router.policies import PRIOR_POLICIES, make_policy
+    from bandit_router.config import build_policy
+    from bandit_router.policies import PRIOR_POLICIES
     from cli.checks import (
         check_embedder,
         check_fixed_models,
@@ -122,18 +123,10 @@ def evaluate(
     records = []
     for label, data in logged.items():
         for name in names:
-            extra = dict(settings[name])
-            if name in PRIOR_POLICIES:
-                extra["priors"] = art.priors(data.arms)
-            scale = extra.pop("prior_scale", None)
-            if scale is not None:
-                from bandit_router.policies import ArmPrior
-
-                extra["priors"] = {
-                    a: ArmPrior(p.theta0, p.strength * float(scale))
-                    for a, p in extra["priors"].items()
-                }
-            pol = make_policy(name, data.arms, data.X.shape[1], seed=seed, **extra)
+            priors = art.priors(data.arms) if art is not None and name in PRIOR_POLICIES else None
+            pol = build_policy(
+                name, data.arms, data.X.shape[1], priors=priors, seed=seed, **settings[name]
+            )
             out = evaluate_candidate(
                 pol,
                 data,
