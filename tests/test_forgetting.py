@@ -199,3 +199,26 @@ def test_a_forgetting_state_of_the_old_format_is_refused_with_a_clear_message():
     legacy = MAGIC + struct.pack(">I", len(head)) + head + blob[start + n :]
     with pytest.raises(StateError, match="earlier release"):
         from_state(legacy)
+
+
+def test_full_rank_arms_stay_exact_without_refactorisation():
+    """Contexts spanning every direction, a long memory (gamma 0.999: data precision ~10^4
+    times the prior's) and no exact refactorisation: the rank-one eigen-updates alone keep
+    widths and ``A^-1`` exact (no ``I - V V'`` cancellation once an arm has rank d)."""
+    d, n, gamma = 16, 8000, 0.999
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(n, d))
+    arms = rng.integers(0, 2, n)
+    r = rng.random(n)
+    pol = LinUCB(["a", "b"], d, forgetting=gamma, refactor_every=10**9)
+    for x, k, y in zip(X, arms, r, strict=True):
+        pol.update("ab"[k], x, float(y))
+    assert (pol.state.rank == d).all()
+    probe = rng.normal(size=d)
+    width = pol.score(probe).width
+    for k in range(2):
+        theta, A = discounted_ridge(X, arms, r, k, 1.0, np.zeros(d), gamma)
+        A_inv = np.linalg.inv(A)
+        assert rel_err(pol.theta[k], theta) < 1e-12
+        assert np.linalg.norm(pol.state.A_inv[k] - A_inv) < 1e-12 * np.linalg.norm(A_inv)
+        assert abs(width[k] ** 2 / (probe @ A_inv @ probe) - 1) < 1e-12

@@ -422,12 +422,18 @@ class DiscountedRidgeArms:
 
     @property
     def A_inv(self) -> np.ndarray:
-        """Current ``A^-1 = I / lambda - V diag(g s / (lambda (lambda + g s))) V'`` (a copy)."""
+        """Current ``A^-1 = I / lambda - V diag(g s / (lambda (lambda + g s))) V'`` (a copy).
+
+        For an arm of full rank ``V diag(1 / (lambda + g s)) V'``: the same in exact
+        arithmetic, without the cancellation of ``I - V V'``.
+        """
         g, denom = self._coefficients()
         lam = self.strength[:, None]
-        coef = g[:, None] * self.eig / (lam * denom)
+        full = self.rank == self.dim
+        coef = np.where(full[:, None], -1.0 / denom, g[:, None] * self.eig / (lam * denom))
         low = (self.basis * coef[:, :, None]).transpose(0, 2, 1) @ self.basis
-        out = (1.0 / self.strength)[:, None, None] * np.eye(self.dim) - low
+        eye = np.where(full, 0.0, 1.0 / self.strength)[:, None, None] * np.eye(self.dim)
+        out = eye - low
         return 0.5 * (out + out.transpose(0, 2, 1))
 
     @property
@@ -482,8 +488,10 @@ class DiscountedRidgeArms:
         g = self.pending_discount()
         W = Z / (self.strength[:, None] + g[:, None] * self.eig[:, :r])
         mean = prior_mean + g * np.einsum("kd,kd->k", W, self.resid[:, :r])
-        zz = np.einsum("kd,kd->k", Z, Z)
-        var = (x @ x - zz) / self.strength + np.einsum("kd,kd->k", W, Z)
+        # the part of x outside the data's span (none once an arm has rank d: the
+        # difference would only be round-off, amplified by lambda + g s / lambda)
+        outside = np.where(self.rank < self.dim, x @ x - np.einsum("kd,kd->k", Z, Z), 0.0)
+        var = outside / self.strength + np.einsum("kd,kd->k", W, Z)
         return mean, var, Z
 
     # ---- learning -------------------------------------------------------------------
