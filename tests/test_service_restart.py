@@ -75,7 +75,7 @@ def test_kill_9_mid_traffic_then_restart(tmp_path):
                         assert f.status_code == 200, f.text
                         with lock:
                             acked[did] = f.json()["feedback_id"]
-                            if len(acked) >= 60:
+                            if len(acked) >= 30:
                                 enough.set()
                     except httpx.TransportError:  # the server was killed
                         return
@@ -87,7 +87,7 @@ def test_kill_9_mid_traffic_then_restart(tmp_path):
         server.kill()
         for th in threads:
             th.join(60)
-        assert len(routed) >= 60
+        assert len(routed) >= 30
         at_crash = _ledger_matches_the_log(url)
         assert set(at_crash) == set(USERS)
 
