@@ -234,6 +234,7 @@ def build_router(cfg: Any, stores: Any, *, progress: bool = True) -> Any:
                 "`prior:` at a file written by `bandit-router warm-start`."
             ) from None
     check_compatibility(cfg, stores, embedder, prior)
+    embedder.embed(["warm-up"])  # loads the encoder now, not on the first request
     try:
         return Router.from_config(rc, stores, embedder=embedder, prior=prior)
     except DimensionMismatchError as exc:
@@ -318,7 +319,8 @@ def banner(
         '"reward": 1}\'',
         "",
         "With the openai client (needs upstreams in the config):",
-        f"  import os; from openai import OpenAI; client = OpenAI(base_url='{url}/v1', "
+        f"  {'' if user_key else 'import os; '}from openai import OpenAI; "
+        f"client = OpenAI(base_url='{url}/v1', "
         f"api_key={py_key})",
         "  r = client.chat.completions.create(model='router', "
         "messages=[{'role': 'user', 'content': 'hi'}])",

