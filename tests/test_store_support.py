@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bandit_router.budget.clock import ManualClock
 from bandit_router.budget.periods import Budget
 from bandit_router.errors import BudgetExhaustedError
 from bandit_router.stores import DecisionRecord, FeedbackRecord, Stores
@@ -165,97 +164,80 @@ def reserve_worker(url: str, worker: int, threads: int, attempts: int, cost: flo
 ARMS = ("cheap", "mid", "strong")
 DIM = 6
 #: the true weights of each arm (the reward is a noisy linear function of the context)
-TRUE_W = np.random.default_rng(42).normal(size=(len(ARMS), DIM)) / math.sqrt(DIM)
+TRUE_W = np.random.default_rng(42).normal(size=(len(ARMS), DIM + 1)) / math.sqrt(DIM)
+CONFIG = {
+    "models": [
+        {"name": a, "input_price_per_mtok": 0.1 * (k + 1), "output_price_per_mtok": 0.4 * (k + 1)}
+        for k, a in enumerate(ARMS)
+    ],
+    "policy": "linucb",
+    "policy_options": {"alpha": 0.7, "refactor_every": 40},
+    "embedder": f"hashing-{DIM}",
+    "feedback_wait_seconds": None,
+    "snapshot_every": 20,
+    "seed": 0,
+}
 
 
 def event(i: int) -> tuple[np.ndarray, np.ndarray]:
-    """Context ``(d,)`` and the reward of every arm ``(K,)`` of event ``i``."""
+    """A precomputed embedding ``(D,)`` of event ``i`` and the reward of every arm ``(K,)``."""
     rng = np.random.default_rng([7, i])
-    x = rng.normal(size=DIM)
-    x /= np.linalg.norm(x)
-    rewards = np.clip(0.5 + TRUE_W @ x + 0.1 * rng.normal(size=len(ARMS)), 0.0, 1.0)
-    return x, rewards
+    e = rng.normal(size=DIM)
+    x = np.append(e / np.linalg.norm(e), 1.0)
+    rewards = np.clip(0.5 + TRUE_W @ x / 2 + 0.1 * rng.normal(size=len(ARMS)), 0.0, 1.0)
+    return e, rewards
 
 
-def new_policy():
-    from bandit_router.policies.linucb import LinUCB
+def make_router(stores: Stores, clock=time.time):
+    """The router of the scenario on ``stores``: restored from its snapshot + feedback."""
+    from bandit_router.router import Router
 
-    return LinUCB(list(ARMS), DIM, alpha=0.7, seed=0, refactor_every=40)
+    current = {"id": ""}
+    router = Router.from_config(CONFIG, stores, clock=clock, ids=lambda: current["id"])
+    router.set_user("learner", Budget(1e6))
+    return router, current
 
 
-def learner_step(stores: Stores, policy, i: int, clock) -> int | None:
-    """Route event ``i`` (reusing its decision if a crash left one without feedback), learn
-    from its reward and log the feedback; returns the feedback id (None if already done)."""
+def learner_step(router, current: dict, i: int) -> bool:
+    """Route event ``i`` (reusing its decision if a crash left one without feedback) and
+    send its reward; False if it was already done."""
     did = f"e{i:06d}"
+    stores = router.stores
     if stores.decisions.feedback_for(did) is not None:
-        return None
-    x, rewards = event(i)
+        return False
+    e, rewards = event(i)
     d = stores.decisions.get(did)
     if d is None:
-        choice = policy.decide(x)
-        d = DecisionRecord(
-            did,
-            "learner",
-            clock(),
-            choice.arm,
-            x,
-            choice.scores.as_dict(),
-            float(choice.propensity),
-            0.001,
-            policy.name,
-        )
-        stores.decisions.record(d)
-    k = ARMS.index(d.model)
-    fb = FeedbackRecord(did, float(rewards[k]), 0.001, clock(), d.model, d.context, "learner")
-    out = stores.decisions.add_feedback(fb)
-    policy.update(d.model, d.context, float(rewards[k]))
-    return out.record.feedback_id
+        current["id"] = did
+        model = router.route("learner", embedding=e, input_tokens=100).model
+    else:
+        model = d.model
+    router.feedback(did, float(rewards[ARMS.index(model)]), cost=0.0001)
+    return True
 
 
-def rebuild(stores: Stores):
-    """The policy state from the latest snapshot plus the feedback logged after it."""
-    from bandit_router.policies import from_state
-
-    snap = stores.snapshots.latest()
-    policy = new_policy() if snap is None else from_state(snap.blob)
-    after = 0 if snap is None else snap.last_feedback_id
-    for fb in stores.decisions.feedback_since(after):
-        if fb.reward is not None:
-            policy.update(fb.model, fb.context, fb.reward)
-    return policy
-
-
-def learner_main(url: str, n_events: int, snapshot_every: int) -> None:
-    """A learner process: rebuild, then work through events 0..n-1, snapshotting every
-    ``snapshot_every`` feedback. Prints "ready" once rebuilt (the parent kills it later)."""
+def learner_main(url: str, n_events: int) -> None:
+    """A learner process: restore the router, then work through events 0..n-1 (the router
+    snapshots every 20 feedback). Prints "ready" once restored; the parent kills it."""
     from storage import open_router_stores
 
     stores = open_router_stores(url)
-    if stores.users.get("learner") is None:
-        from bandit_router.stores import UserRecord
-
-        stores.users.put(UserRecord("learner", Budget(1e6)))
-    policy = rebuild(stores)
+    router, current = make_router(stores)
     print("ready", flush=True)
     for i in range(n_events):
-        fid = learner_step(stores, policy, i, time.time)
-        if fid is not None and fid % snapshot_every == 0:
-            stores.snapshots.save(policy.get_state(), fid, {"policy": policy.name})
+        learner_step(router, current, i)
     print("done", flush=True)
     stores.close()
 
 
-def reference_policy(n_events: int):
-    """What a process that never crashed holds after the same events (in memory)."""
-    from bandit_router.stores import UserRecord
+def reference_router(n_events: int):
+    """A router that never crashed, after the same events (in memory)."""
     from bandit_router.stores_memory import memory_stores
 
-    stores = memory_stores(clock=ManualClock(0.0))
-    stores.users.put(UserRecord("learner", Budget(1e6)))
-    policy = new_policy()
+    router, current = make_router(memory_stores())
     for i in range(n_events):
-        learner_step(stores, policy, i, stores.snapshots.clock)
-    return policy, [stores.decisions.get(f"e{i:06d}").model for i in range(n_events)]
+        learner_step(router, current, i)
+    return router
 
 
 @contextmanager
@@ -267,5 +249,5 @@ def child_env() -> Iterator[dict[str, str]]:
     yield env
 
 
-if __name__ == "__main__":  # the learner child: python tests/test_store_support.py URL N EVERY
-    learner_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+if __name__ == "__main__":  # the learner child: python tests/test_store_support.py URL N
+    learner_main(sys.argv[1], int(sys.argv[2]))
