@@ -445,3 +445,33 @@ def test_the_admin_key_may_be_given_as_its_hash_only():
         )
     with pytest.raises(ConfigurationError, match="hash_admin_key"):
         ServiceSettings(admin_key_hash="md5$00$11")
+
+
+def test_the_app_settles_decisions_whose_feedback_never_came():
+    import time
+
+    router = Router(
+        [ModelSpec("m", 0.1, 0.4)], HashingEmbedder(dim=8), None,
+        make_policy("linucb", ["m"], 9, seed=0), feedback_wait_seconds=0.05, default_reward=0.0,
+    )  # fmt: skip
+    from bandit_router.budget import Budget
+
+    router.set_user("ann", Budget(5.0, "daily"))
+    keys = MemoryKeyStore()
+    h = {"Authorization": f"Bearer {keys.issue('ann')}"}
+    settings = ServiceSettings(expire_interval_s=0.05)
+    with TestClient(create_app(router, settings, keys=keys)) as c:
+        d = c.post("/v1/route", json={"prompt": "never answered"}, headers=h).json()
+        for _ in range(400):  # the background task runs every 50 ms; bounded wait, no timing claim
+            if router.stores.decisions.feedback_for(d["decision_id"]) is not None:
+                break
+            time.sleep(0.025)
+        f = router.stores.decisions.feedback_for(d["decision_id"])
+        assert f is not None and f.is_default and f.reward == 0.0
+        state = router.stores.ledger.state("ann")
+        assert state.reserved == pytest.approx(0.0, abs=1e-12)
+        assert state.spent == pytest.approx(d["estimated_cost"])
+        late = c.post("/v1/feedback", json={"decision_id": d["decision_id"], "reward": 1},
+                      headers=h)  # fmt: skip
+        assert late.status_code == 410 and "wait time" in _err(late)["message"]
+        assert 'router_feedback_total{model="m"} 1.0' in c.get("/metrics").text

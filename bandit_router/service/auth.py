@@ -36,7 +36,11 @@ from bandit_router.errors import InvalidInputError
 @runtime_checkable
 class KeyStore(Protocol):
     """Where API keys are issued, verified and revoked. Blocking: the app calls it in a
-    worker thread."""
+    worker thread.
+
+    >>> isinstance(MemoryKeyStore(), KeyStore), isinstance(object(), KeyStore)
+    (True, False)
+    """
 
     def verify(self, plaintext: str) -> str | None:
         """The user name of a valid, unrevoked key; None otherwise."""
@@ -152,7 +156,17 @@ class MemoryKeyStore:
 
 class CachedKeyStore:
     """Remembers verified keys for ``ttl_s`` seconds (by SHA-256, never the plaintext);
-    failures are not cached. ``revoke`` forgets the key's entry at once."""
+    failures are not cached. ``revoke`` forgets the key's entry at once.
+
+    >>> inner = MemoryKeyStore()
+    >>> keys = CachedKeyStore(inner, ttl_s=60)
+    >>> k = keys.issue("ann")
+    >>> keys.verify(k)
+    'ann'
+    >>> inner.revoke(k)  # behind the cache's back: remembered until the ttl is over
+    >>> keys.verify(k), CachedKeyStore(inner, ttl_s=0).verify(k)
+    ('ann', None)
+    """
 
     def __init__(self, inner: KeyStore, ttl_s: float = 60.0, maxsize: int = 10_000) -> None:
         self.inner = inner

@@ -34,6 +34,16 @@ class BatchingEmbedder:
     """Async ``embed(text) -> (D,)`` over a blocking ``Embedder``, batching callers.
 
     ``on_batch(n_texts, seconds)`` (optional) is told of every batch (metrics).
+
+    >>> import asyncio
+    >>> from bandit_router.embeddings import HashingEmbedder
+    >>> async def one():
+    ...     b = BatchingEmbedder(HashingEmbedder(dim=4), window_s=0.0)
+    ...     v = await b.embed("hello")
+    ...     await b.aclose()
+    ...     return v.shape, b.batches
+    >>> asyncio.run(one())
+    ((4,), 1)
     """
 
     def __init__(

@@ -87,7 +87,13 @@ def error_response(
 
 
 class ServiceError(Exception):
-    """An error the service raises itself, with its status and code."""
+    """An error the service raises itself, with its status and code (``extra`` goes into
+    the error body).
+
+    >>> e = ServiceError(402, "budget exhausted", "budget_exhausted", resets_at="2026-12-01T00:00:00Z")
+    >>> e.status, e.extra
+    (402, {'resets_at': '2026-12-01T00:00:00Z'})
+    """
 
     def __init__(
         self, status: int, message: str, code: str, headers: dict[str, str] | None = None, **extra

@@ -56,7 +56,13 @@ class _LedgerCollector(Collector):
 
 
 class ServiceMetrics:
-    """The app's metrics on its own ``CollectorRegistry``."""
+    """The app's metrics on its own ``CollectorRegistry``; ``accounts()`` yields
+    ``(user, committed USD, remaining USD)`` at scrape time.
+
+    >>> m = ServiceMetrics(lambda: [("ann", 1.5, 3.5)])
+    >>> 'router_user_budget_remaining_usd{user="ann"} 3.5' in m.render().decode()
+    True
+    """
 
     def __init__(
         self, accounts: Callable[[], Iterable[tuple[str, float, float]]] | None = None

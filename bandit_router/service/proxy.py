@@ -45,7 +45,12 @@ _RETRYABLE = {401, 403, 404, 408, 409, 429}
 
 
 class ChatRequest(BaseModel):
-    """An OpenAI chat completion request; every other field is passed on unchanged."""
+    """An OpenAI chat completion request; every other field is passed on unchanged.
+
+    >>> ChatRequest(model="router", messages=[{"role": "user", "content": "hi"}],
+    ...             temperature=0.2).model_dump()["temperature"]
+    0.2
+    """
 
     model_config = ConfigDict(extra="allow")
     model: str = Field(

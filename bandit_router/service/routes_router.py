@@ -36,7 +36,11 @@ class ChatMessage(BaseModel):
 
 
 class RouteRequest(BaseModel):
-    """Give exactly one of ``prompt``, ``messages`` or ``embedding``."""
+    """Give exactly one of ``prompt``, ``messages`` or ``embedding``.
+
+    >>> RouteRequest(prompt="hi", max_cost=0.01).max_cost
+    0.01
+    """
 
     prompt: str | None = Field(None, description="The query text.")
     messages: list[ChatMessage] | None = Field(None, description="Chat messages, as OpenAI's.")
@@ -91,7 +95,12 @@ class Usage(BaseModel):
 
 class FeedbackRequest(BaseModel):
     """The reward of a routed decision; ``cost`` (USD) or ``usage`` settles its price
-    (neither: the usage the proxied upstream reported, else the estimate)."""
+    (neither: the usage the proxied upstream reported, else the estimate).
+
+    >>> FeedbackRequest(decision_id="d", reward=1, usage={"prompt_tokens": 3,
+    ...                 "completion_tokens": 5}).usage.tokens()
+    {'prompt_tokens': 3.0, 'completion_tokens': 5.0}
+    """
 
     decision_id: str = Field(min_length=1, max_length=200)
     reward: Finite

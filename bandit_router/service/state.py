@@ -33,7 +33,11 @@ T = TypeVar("T")
 
 
 class UsageBook:
-    """decision id -> the upstream's ``usage`` mapping, the newest ``maxsize`` kept."""
+    """decision id -> the upstream's ``usage`` mapping, the newest ``maxsize`` kept.
+
+    >>> book = UsageBook()
+    >>> book.put("d", {"prompt_tokens": 1, "completion_tokens": 2}); book.pop("d"); book.get("d")
+    """
 
     def __init__(self, maxsize: int = 200_000) -> None:
         self.maxsize = int(maxsize)
