@@ -34,8 +34,9 @@ CACHE = Path.home() / ".cache" / "bandit-router" / "priors"
 
 def main() -> None:
     from bandit_router.policies import ArmPrior, make_policy
+    from bandit_router.warm_start import train_prior_from_outcomes as train_prior
     from simulations.outcomes import load_outcomes
-    from simulations.pipeline import load_prior, train_prior
+    from simulations.pipeline import load_prior
     from simulations.replay import ReplayConfig, featurize_table, run_replay
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

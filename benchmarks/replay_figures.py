@@ -101,8 +101,9 @@ def prior_for(t: Table, cache: Path, seed: int):
     """Train (or load from ``cache``) the table's preference prior; returns the prior, the
     table to replay, the number of rows the prior saw and the tuning table (disjoint from
     the replayed one, see the module docstring) with a description of it."""
+    from bandit_router.warm_start import train_prior_from_outcomes as train_prior
     from simulations.outcomes import load_outcomes
-    from simulations.pipeline import load_prior, train_prior
+    from simulations.pipeline import load_prior
     from simulations.tune import prior_holdout
 
     path = cache / f"prior-{t.name}-seed{seed}.npz"

@@ -49,7 +49,7 @@ def accuracy_runs(seeds: list[int], dims: list[int]) -> list[dict]:
             DATA / "alpaca_eval" / "preferences.csv", DATA / "alpaca_eval" / "prompts.csv"
         ),
         "outcomes_train.csv -> preferences": outcomes_to_preferences(
-            load_outcomes(DATA / "llmrouter" / "outcomes_train.csv")
+            load_outcomes(DATA / "llmrouter" / "outcomes_train.csv", costs=False).frame
         ),
     }
     rows = []

