@@ -4,7 +4,8 @@
 and usage depend only on the requested model, as JSON or as SSE chunks (one per word; a
 usage-only last chunk when ``stream_options.include_usage``). Per-model modes
 (``POST /_mode {"model", "mode"}``): ``ok``, ``fail`` (HTTP 500), ``slow`` (sleeps
-``SLOW_S`` before answering), ``reject`` (HTTP 400, the request's fault). ``GET /_requests``
+``SLOW_S`` before answering), ``reject`` (HTTP 400, the request's fault), ``no_stream_options`` (HTTP 400 when the
+request has ``stream_options``, as some older OpenAI-compatible servers). ``GET /_requests``
 lists what it received (model, body, whether an Authorization header came and its value's
 SHA-256 prefix, never the key itself).
 
@@ -69,6 +70,10 @@ def make_app() -> FastAPI:
         mode = app.state.modes.get(model, "ok")
         if mode == "fail":
             return JSONResponse({"error": {"message": "boom", "type": "server_error"}}, 500)
+        if mode == "no_stream_options" and "stream_options" in body:
+            return JSONResponse(
+                {"error": {"message": "unknown field stream_options", "type": "invalid"}}, 400
+            )
         if mode == "reject":
             return JSONResponse(
                 {"error": {"message": "bad temperature", "type": "invalid_request_error"}}, 400

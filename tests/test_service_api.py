@@ -475,3 +475,30 @@ def test_the_app_settles_decisions_whose_feedback_never_came():
                       headers=h)  # fmt: skip
         assert late.status_code == 410 and "wait time" in _err(late)["message"]
         assert 'router_feedback_total{model="m"} 1.0' in c.get("/metrics").text
+
+
+def _sse_text(raw: str) -> tuple[str, list[dict]]:
+    events = [json.loads(line[5:]) for line in raw.splitlines()
+              if line.startswith("data:") and line[5:].strip() != "[DONE]"]  # fmt: skip
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
+    return text, events
+
+
+def test_streaming_in_process_and_an_upstream_that_refuses_stream_options(env):
+    c, alice, up = env["client"], env["alice"], env["upstream"]
+    body = {"model": "cheap", "stream": True, "messages": [{"role": "user", "content": "s"}]}
+    r = c.post("/v1/chat/completions", json=body, headers=alice)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    text, events = _sse_text(r.text)
+    assert text == answer_text("up-cheap") and all(e["choices"] for e in events)
+    assert env["router"].stores.decisions.get(r.headers["x-router-decision-id"]) is not None
+
+    up.state.modes["up-cheap"] = "no_stream_options"
+    n = len(up.state.requests)
+    r = c.post("/v1/chat/completions", json=body, headers=alice)
+    assert r.status_code == 200 and _sse_text(r.text)[0] == answer_text("up-cheap")
+    sent = [q["body"] for q in up.state.requests[n:]]
+    assert [("stream_options" in b) for b in sent] == [True, False]
+    did = r.headers["x-router-decision-id"]
+    f = c.post("/v1/feedback", json={"decision_id": did, "reward": 1}, headers=alice).json()
+    assert f["cost"] == pytest.approx(float(r.headers["x-router-estimated-cost"]))  # no usage

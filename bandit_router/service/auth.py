@@ -175,16 +175,25 @@ class CachedKeyStore:
         self._cache: OrderedDict[str, tuple[str, float, str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def cached(self, plaintext: str) -> str | None:
+        """The user of a key verified less than ``ttl_s`` ago; None otherwise (fast: no
+        hashing beyond one SHA-256, so the app checks it without leaving the event loop)."""
+        if self.ttl_s <= 0 or not isinstance(plaintext, str) or not plaintext:
+            return None
+        with self._lock:
+            hit = self._cache.get(_digest(plaintext))
+        if hit is not None and time.monotonic() - hit[1] < self.ttl_s:
+            return hit[0]
+        return None
+
     def verify(self, plaintext: str) -> str | None:
         if not isinstance(plaintext, str) or not plaintext:
             return None
+        user = self.cached(plaintext)
+        if user is not None:
+            return user
         d = _digest(plaintext)
         now = time.monotonic()
-        if self.ttl_s > 0:
-            with self._lock:
-                hit = self._cache.get(d)
-                if hit is not None and now - hit[1] < self.ttl_s:
-                    return hit[0]
         user = self.inner.verify(plaintext)
         if user is not None and self.ttl_s > 0:
             parts = _split(plaintext)
@@ -278,7 +287,7 @@ async def current_user(
             "the admin key manages the router; route and send feedback with a user's API key.",
             "admin_key_not_a_user",
         )
-    user = await state.blocking(state.keys.verify, token)
+    user = state.keys.cached(token) or await state.blocking(state.keys.verify, token)
     if user is None:
         raise ServiceError(
             401, "invalid or revoked API key.", "invalid_api_key", headers=_CHALLENGE

@@ -9,7 +9,8 @@ The request goes to the chosen model's upstream unchanged but for ``model`` (the
 provider's name) and, when streaming, ``stream_options.include_usage`` (so the cost can be
 settled from the usage; the extra usage-only chunk is then not passed on). The answer comes
 back byte for byte with ``x-router-decision-id``, ``x-router-model`` and
-``x-router-estimated-cost``. An upstream that cannot be reached, times out, or answers
+``x-router-estimated-cost`` (an upstream that refuses ``stream_options`` is asked again
+without it; the cost then settles at the estimate). An upstream that cannot be reached, times out, or answers
 429, 5xx, 401/403/404 releases the reservation (``Router.release``) and the next-best
 affordable model is tried once (``service.retry_next_best``); other 4xx answers are the
 request's fault and are passed on as they are. The usage the upstream reports is kept
@@ -208,14 +209,23 @@ async def _forward(
         return _Failure(model, str(exc), "no_key")
     client = state.http()
     timeout = httpx.Timeout(up.timeout_s)
-    req = client.build_request("POST", up.chat_url, json=body, headers=headers, timeout=timeout)
-    try:
-        resp = await client.send(req, stream=True)
-    except httpx.TimeoutException:
-        return _Failure(model, f"{model} timed out after {up.timeout_s:g} s", "timeout")
-    except httpx.HTTPError as exc:
-        return _Failure(model, f"{model} could not be reached ({type(exc).__name__})", "error")
-    status = resp.status_code
+    while True:
+        req = client.build_request("POST", up.chat_url, json=body, headers=headers, timeout=timeout)
+        try:
+            resp = await client.send(req, stream=True)
+        except httpx.TimeoutException:
+            return _Failure(model, f"{model} timed out after {up.timeout_s:g} s", "timeout")
+        except httpx.HTTPError as exc:
+            return _Failure(model, f"{model} could not be reached ({type(exc).__name__})", "error")
+        status = resp.status_code
+        if not (injected and status == 400):
+            break
+        # an upstream that refuses stream_options: ask again as the client asked
+        await resp.aclose()
+        body = {k: v for k, v in body.items() if k != "stream_options"}
+        if isinstance(payload.get("stream_options"), dict):
+            body["stream_options"] = payload["stream_options"]
+        injected = False
     if status >= 500 or status in _RETRYABLE:
         await resp.aclose()
         return _Failure(model, f"{model} answered HTTP {status}", f"http_{status}")

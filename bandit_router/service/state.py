@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import httpx
 from starlette.concurrency import run_in_threadpool
 
-from bandit_router.service.auth import KeyStore
+from bandit_router.service.auth import CachedKeyStore
 from bandit_router.service.batching import BatchingEmbedder
 from bandit_router.service.metrics import ServiceMetrics
 from bandit_router.service.settings import ServiceSettings, Upstream
@@ -66,7 +66,7 @@ class ServiceState:
 
     router: Any
     settings: ServiceSettings
-    keys: KeyStore
+    keys: CachedKeyStore
     metrics: ServiceMetrics
     batcher: BatchingEmbedder | None
     upstreams: dict[str, Upstream]
