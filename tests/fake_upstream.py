@@ -5,7 +5,8 @@ and usage depend only on the requested model, as JSON or as SSE chunks (one per 
 usage-only last chunk when ``stream_options.include_usage``). Per-model modes
 (``POST /_mode {"model", "mode"}``): ``ok``, ``fail`` (HTTP 500), ``slow`` (sleeps
 ``SLOW_S`` before answering), ``reject`` (HTTP 400, the request's fault), ``no_stream_options`` (HTTP 400 when the
-request has ``stream_options``, as some older OpenAI-compatible servers). ``GET /_requests``
+request has ``stream_options``, as some older OpenAI-compatible servers), ``break``
+(a stream that breaks off after three words). ``GET /_requests``
 lists what it received (model, body, whether an Authorization header came and its value's
 SHA-256 prefix, never the key itself).
 
@@ -118,6 +119,8 @@ def make_app() -> FastAPI:
             for i, w in enumerate(words):
                 yield chunk({"content": w if i == 0 else " " + w})
                 await asyncio.sleep(0)
+                if mode == "break" and i == 2:
+                    raise RuntimeError("the fake upstream breaks off mid-stream")
             yield chunk({}, "stop")
             if include:
                 obj = {

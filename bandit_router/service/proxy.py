@@ -163,6 +163,12 @@ def _usage_in(event: bytes) -> tuple[dict[str, Any] | None, bool]:
     return usage, only
 
 
+def _error_event(message: str) -> bytes:
+    """An SSE event with an OpenAI-style error (the openai client raises on it)."""
+    body = {"error": {"message": message, "type": "upstream_error", "code": "upstream_broken"}}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
 def _split_events(buf: bytes) -> tuple[list[bytes], bytes]:
     """Complete SSE events (with their blank-line terminator) and the rest."""
     out = []
@@ -272,9 +278,13 @@ async def _forward(
                     yield ev
             if buf:
                 yield buf
-        except httpx.HTTPError as exc:  # headers are out: the stream just ends
+        except httpx.HTTPError as exc:  # headers are out: end with an error event
             log.warning("upstream %s broke off mid-stream: %s", model, type(exc).__name__)
             state.metrics.upstream.labels(model, "broken_stream").inc()
+            yield _error_event(
+                f"the upstream of {model} broke off mid-answer ({type(exc).__name__}); the "
+                "answer above is incomplete."
+            )
         finally:
             await resp.aclose()
 
