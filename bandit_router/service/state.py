@@ -7,9 +7,10 @@ It is bounded and in memory: after a restart such feedback settles at the estima
 the client sends the usage it received.
 
 >>> book = UsageBook(maxsize=2)
->>> book.put("d1", {"prompt_tokens": 3, "completion_tokens": 5}); book.put("d2", {}); book.put("d3", {})
+>>> for d in ("d1", "d2", "d3"):
+...     book.put(d, {"prompt_tokens": 3, "completion_tokens": 5})
 >>> book.get("d1") is None, book.get("d3")
-(True, {})
+(True, {'input_tokens': 3.0, 'output_tokens': 5.0})
 """
 
 from __future__ import annotations
@@ -32,28 +33,46 @@ from bandit_router.service.settings import ServiceSettings, Upstream
 T = TypeVar("T")
 
 
+def _count(usage: Mapping[str, Any], *keys: str) -> float | None:
+    for k in keys:
+        v = usage.get(k)
+        if isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < float("inf"):
+            return float(v)
+    return None
+
+
 class UsageBook:
-    """decision id -> the upstream's ``usage`` mapping, the newest ``maxsize`` kept.
+    """decision id -> (input tokens, output tokens) an upstream reported, the newest
+    ``maxsize`` kept; a usage without both counts is not kept (the estimate rules then).
 
     >>> book = UsageBook()
-    >>> book.put("d", {"prompt_tokens": 1, "completion_tokens": 2}); book.pop("d"); book.get("d")
+    >>> book.put("d", {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
+    >>> book.get("d")
+    {'input_tokens': 1.0, 'output_tokens': 2.0}
+    >>> book.put("e", {"prompt_tokens": "many"}); book.get("e") is None
+    True
     """
 
     def __init__(self, maxsize: int = 200_000) -> None:
         self.maxsize = int(maxsize)
-        self._d: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._d: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def put(self, decision_id: str, usage: Mapping[str, Any]) -> None:
+        n_in = _count(usage, "prompt_tokens", "input_tokens")
+        n_out = _count(usage, "completion_tokens", "output_tokens")
+        if n_in is None or n_out is None:
+            return
         with self._lock:
-            self._d[decision_id] = dict(usage)
+            self._d[decision_id] = (n_in, n_out)
             self._d.move_to_end(decision_id)
             while len(self._d) > self.maxsize:
                 self._d.popitem(last=False)
 
-    def get(self, decision_id: str) -> dict[str, Any] | None:
+    def get(self, decision_id: str) -> dict[str, float] | None:
         with self._lock:
-            return self._d.get(decision_id)
+            got = self._d.get(decision_id)
+        return None if got is None else {"input_tokens": got[0], "output_tokens": got[1]}
 
     def pop(self, decision_id: str) -> None:
         with self._lock:
