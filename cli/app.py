@@ -51,6 +51,10 @@ def _register() -> None:
     users.register(app)
     models.register(app)
 
+    from cli import db
+
+    db.register(app)
+
 
 _register()
 
