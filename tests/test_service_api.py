@@ -126,7 +126,11 @@ def test_auth_statuses(env):
     h = {"Authorization": f"Bearer {key}"}
     assert c.post("/v1/route", json=body, headers=h).status_code == 200
     prefix = key.split("_")[1]
+    listed = c.get("/admin/users/alice/keys", headers=admin).json()
+    assert prefix in [k["prefix"] for k in listed] and key not in str(listed)
     assert c.delete(f"/admin/keys/{prefix}", headers=admin).status_code == 200
+    listed = {k["prefix"]: k for k in c.get("/admin/users/alice/keys", headers=admin).json()}
+    assert listed[prefix]["revoked_at"] is not None
     assert c.post("/v1/route", json=body, headers=h).status_code == 401
     assert c.delete(f"/admin/keys/{prefix}", headers=admin).status_code == 404
 

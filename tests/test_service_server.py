@@ -244,6 +244,9 @@ def test_bad_requests_and_auth_on_the_real_server(served):
     assert r.status_code == 422 and "max_cost" in r.json()["error"]["message"]
     r = httpx.get(server.url + "/admin/stats", headers=h)
     assert r.status_code == 403
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    listed = httpx.get(server.url + "/admin/users/alice/keys", headers=admin).json()
+    assert [k["prefix"] for k in listed] == [key.split("_")[1]] and listed[0]["revoked_at"] is None
     models = _client(server, key).models.list()
     assert [m.id for m in models.data][:2] == ["router", "router:linucb"]
 

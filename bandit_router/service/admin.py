@@ -173,6 +173,21 @@ async def issue_key(name: Name, request: Request) -> KeyOut:
     return KeyOut(user=name, key=await st.blocking(go))
 
 
+class KeyInfo(BaseModel):
+    prefix: str
+    created_at: str | None = None
+    revoked_at: str | None = None
+
+
+@api.get("/users/{name}/keys", response_model=list[KeyInfo], summary="A user's keys (no secrets).")
+async def list_keys(name: Name, request: Request) -> list[KeyInfo]:
+    st = _state(request)
+    rows = await st.blocking(st.keys.keys, name)
+    if rows is None:
+        raise ServiceError(501, "this key store cannot list keys.", "not_implemented")
+    return [KeyInfo(**r) for r in rows]
+
+
 @api.delete("/keys/{key_or_prefix}", response_model=Done, summary="Revoke an API key.")
 async def revoke_key(key_or_prefix: Name, request: Request) -> Done:
     st = _state(request)

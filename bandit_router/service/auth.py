@@ -99,6 +99,14 @@ class DirectoryKeyStore:
     def revoke(self, key_or_prefix: str) -> None:
         self.directory.revoke_key(key_or_prefix)
 
+    def keys(self, user: str) -> list[dict[str, Any]]:
+        """The user's keys without their secrets: prefix, created, revoked."""
+        return [
+            {"prefix": k.prefix, "created_at": str(k.created_at),
+             "revoked_at": None if k.revoked_at is None else str(k.revoked_at)}
+            for k in self.directory.keys(user)
+        ]  # fmt: skip
+
 
 class MemoryKeyStore:
     """Keys in memory (tests, a throw-away router): ``br_<prefix>_<secret>``, the secret
@@ -131,6 +139,15 @@ class MemoryKeyStore:
                 False,
             )
         return f"br_{prefix}_{secret}"
+
+    def keys(self, user: str) -> list[dict[str, Any]]:
+        """The user's keys without their secrets."""
+        with self._lock:
+            return [
+                {"prefix": p, "created_at": None, "revoked_at": "revoked" if row[3] else None}
+                for p, row in self._keys.items()
+                if row[0] == user
+            ]
 
     def verify(self, plaintext: str) -> str | None:
         parts = _split(plaintext)
@@ -206,6 +223,11 @@ class CachedKeyStore:
 
     def issue(self, user: str) -> str:
         return self.inner.issue(user)
+
+    def keys(self, user: str) -> list[dict[str, Any]] | None:
+        """The inner store's key list, None when it cannot list keys."""
+        lister = getattr(self.inner, "keys", None)
+        return lister(user) if callable(lister) else None
 
     def revoke(self, key_or_prefix: str) -> None:
         self.inner.revoke(key_or_prefix)
