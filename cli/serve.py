@@ -284,26 +284,27 @@ def banner(
         f"  models    {', '.join(router.models)}  (policy {router.policy.name}, "
         f"embedder {router.embedder.name})",
     ]
+    pad = "\n            "
     if admin_key:
-        lines.append(f"  admin key {admin_key}   <- {admin_note}")
+        lines.append(f"  admin key {admin_key}{pad}{admin_note}")
     else:
         lines.append(f"  admin key {admin_note}")
     if user_key:
         lines.append(
-            f"  user key  {user_key}   <- user '{DEMO_USER}', printed once; stored only hashed"
+            f"  user key  {user_key}{pad}user '{DEMO_USER}'; printed once, only its hash is kept"
         )
     else:
         lines.append(
-            f"  user key  user '{DEMO_USER}' got a key at the first start; "
+            f"  user key  user '{DEMO_USER}' got one at the first start;{pad}"
             "`bandit-router serve --new-demo-key` issues another"
         )
     if proxied:
         lines.append(f"  proxy     /v1/chat/completions forwards to: {', '.join(proxied)}")
     else:
         lines.append(
-            "  proxy     no model has an `upstream:` in the config, so /v1/chat/completions "
-            "cannot forward;\n            /v1/route and /v1/feedback work (add upstreams with "
-            "`bandit-router serve --write-example-config router.yaml`)"
+            "  proxy     no model has an `upstream:` in the config, so /v1/chat/completions"
+            f"{pad}cannot forward; /v1/route and /v1/feedback work. Add upstreams to a config:"
+            f"{pad}bandit-router serve --write-example-config router.yaml"
         )
     py_key = repr(user_key) if user_key else "os.environ['BANDIT_ROUTER_KEY']"
     lines += [""]
@@ -319,13 +320,13 @@ def banner(
         '"reward": 1}\'',
         "",
         "With the openai client (needs upstreams in the config):",
-        f"  {'' if user_key else 'import os; '}from openai import OpenAI; "
-        f"client = OpenAI(base_url='{url}/v1', "
-        f"api_key={py_key})",
-        "  r = client.chat.completions.create(model='router', "
-        "messages=[{'role': 'user', 'content': 'hi'}])",
+        f"  {'' if user_key else 'import os; '}from openai import OpenAI",
+        f"  client = OpenAI(base_url='{url}/v1', api_key={py_key})",
+        "  r = client.chat.completions.create(",
+        "      model='router', messages=[{'role': 'user', 'content': 'hi'}])",
         "",
-        f"Metrics: {url}/metrics   Health: {url}/healthz   Stop: Ctrl-C (writes a snapshot)",
+        f"Metrics: {url}/metrics   Health: {url}/healthz",
+        "Stop: Ctrl-C or SIGTERM (writes a snapshot)",
         "",
     ]
     return "\n".join(lines)
@@ -410,14 +411,14 @@ def run(
         elif stored_admin_hash(hash_path) is None:
             admin = shown = generate_admin_key(hash_path)
             admin_note = (
-                f"generated now, printed once, stored only hashed ({hash_path}); "
-                f"set ${cfg.admin_key_env} to use your own"
+                f"generated now and printed once; only its hash is kept ({hash_path});"
+                f"\n            set ${cfg.admin_key_env} to use your own"
             )
         else:
             admin_hash = stored_admin_hash(hash_path)
             admin_note = (
-                f"the one printed at the first start (only its hash is kept, in {hash_path}); "
-                f"set ${cfg.admin_key_env} to use your own"
+                f"the one printed at the first start (only its hash is kept, in {hash_path});"
+                f"\n            set ${cfg.admin_key_env} to use your own"
             )
         user_key = ensure_demo_user(router, stores, new_key=new_demo_key)
         settings = dataclasses.replace(cfg.service, admin_key=admin, admin_key_hash=admin_hash)
