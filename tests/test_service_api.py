@@ -506,3 +506,32 @@ def test_streaming_in_process_and_an_upstream_that_refuses_stream_options(env):
     did = r.headers["x-router-decision-id"]
     f = c.post("/v1/feedback", json={"decision_id": did, "reward": 1}, headers=alice).json()
     assert f["cost"] == pytest.approx(float(r.headers["x-router-estimated-cost"]))  # no usage
+
+
+def test_a_missing_provider_key_is_a_clear_error_and_cors_exposes_the_router_headers(
+    monkeypatch,
+):
+    monkeypatch.delenv("NO_SUCH_PROVIDER_KEY", raising=False)
+    router = Router([ModelSpec("m", 0.1, 0.4)], HashingEmbedder(dim=8), None,
+                    make_policy("linucb", ["m"], 9, seed=0))  # fmt: skip
+    upstream = make_app()
+    settings = ServiceSettings(
+        upstreams={"m": {"base_url": "http://upstream/v1", "api_key_env": "NO_SUCH_PROVIDER_KEY"}},
+        cors_origins=["https://app.example"],
+        expire_interval_s=None,
+    )
+    keys = MemoryKeyStore()
+    h = {"Authorization": f"Bearer {keys.issue('ann')}"}
+    app = create_app(router, settings, keys=keys,
+                     upstream_transport=httpx.ASGITransport(app=upstream))  # fmt: skip
+    body = {"model": "router", "messages": [{"role": "user", "content": "x"}]}
+    with TestClient(app) as c:
+        r = c.post("/v1/chat/completions", json=body, headers=h)
+        assert r.status_code == 502
+        assert "NO_SUCH_PROVIDER_KEY" in _err(r)["message"] and not upstream.state.requests
+        monkeypatch.setenv("NO_SUCH_PROVIDER_KEY", "sk-test")
+        r = c.post("/v1/chat/completions", json=body,
+                   headers={**h, "Origin": "https://app.example"})  # fmt: skip
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "https://app.example"
+        assert "x-router-decision-id" in r.headers["access-control-expose-headers"]
