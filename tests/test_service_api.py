@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from bandit_router.catalogue import ModelSpec
 from bandit_router.embeddings import HashingEmbedder
+from bandit_router.errors import UnknownDecisionError
 from bandit_router.policies import make_policy
 from bandit_router.router import Router
 from bandit_router.service import MemoryKeyStore, ServiceSettings, create_app
@@ -535,3 +536,33 @@ def test_a_missing_provider_key_is_a_clear_error_and_cors_exposes_the_router_hea
         assert r.status_code == 200
         assert r.headers["access-control-allow-origin"] == "https://app.example"
         assert "x-router-decision-id" in r.headers["access-control-expose-headers"]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_router_release_frees_the_reservation_without_learning(store, tmp_path):
+    from bandit_router.budget import Budget
+    from bandit_router.errors import DecisionExpiredError, FeedbackConflictError
+    from storage import open_router_stores
+
+    stores = memory_stores() if store == "memory" else open_router_stores(
+        f"sqlite:///{tmp_path / 'r.db'}"
+    )  # fmt: skip
+    router = Router([ModelSpec("m", 0.1, 0.4)], HashingEmbedder(dim=8), None,
+                    make_policy("linucb", ["m"], 9, seed=0), stores=stores)  # fmt: skip
+    router.set_user("ann", Budget(1.0, "daily"))
+    a, b = router.route("ann", "first"), router.route("ann", "second")
+    assert stores.ledger.state("ann").reserved == pytest.approx(a.estimated_cost * 2)
+    with pytest.raises(UnknownDecisionError):
+        router.release(a.decision_id, user="bob")
+    out = router.release(a.decision_id, user="ann")
+    assert out.cost == 0.0 and not out.applied and not out.duplicate
+    assert router.release(a.decision_id).duplicate
+    state = stores.ledger.state("ann")
+    assert state.reserved == pytest.approx(b.estimated_cost) and state.spent == 0.0
+    assert router.policy.n_updates == 0 and router.last_feedback_id == out.feedback_id
+    with pytest.raises(DecisionExpiredError):
+        router.feedback(a.decision_id, 1.0)
+    router.feedback(b.decision_id, 1.0, cost=0.01)
+    with pytest.raises(FeedbackConflictError):
+        router.release(b.decision_id)
+    assert router.policy.n_updates == 1
