@@ -108,7 +108,15 @@ ENV_SHORTCUTS = {
 
 
 class ConfigFileError(ConfigurationError):
-    """The config file (or an environment override) has a value that cannot be used."""
+    """The config file (or an environment override) has a value that cannot be used; the
+    message starts with where (file and line, or the variable) and says what to write.
+
+    >>> try:
+    ...     load_config_text("models: 3", name="r.yaml", env={})
+    ... except ConfigFileError as exc:
+    ...     print(exc)
+    r.yaml, line 1: models must be a list of models (lines starting with '- name: ...').
+    """
 
 
 # ---- YAML with line numbers ------------------------------------------------------------------

@@ -43,7 +43,12 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StartupRefused(ConfigurationError):
-    """The stored state or the prior does not fit the configuration; nothing was started."""
+    """The stored state or the prior does not fit the configuration; nothing was started.
+    The console script prints it as one ``error:`` line and exits with code 2.
+
+    >>> issubclass(StartupRefused, ConfigurationError)
+    True
+    """
 
 
 def register(app: typer.Typer) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bandit_router.catalogue import DEMO_CATALOGUE
 from bandit_router.config_file import (
@@ -199,3 +201,58 @@ def test_the_example_is_the_demo_quick_start_and_round_trips(tmp_path) -> None:
 def test_missing_config_file_says_how_to_make_one(tmp_path) -> None:
     with pytest.raises(ConfigFileError, match="--write-example-config"):
         load_config(tmp_path / "nope.yaml", env={})
+
+
+_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12).filter(
+    lambda s: s[0].isalpha()
+)
+_price = st.floats(min_value=0, max_value=1000, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=40)
+@given(
+    names=st.lists(_names, min_size=1, max_size=5, unique=True),
+    prices=st.lists(st.tuples(_price, _price), min_size=5, max_size=5),
+    alpha=st.floats(min_value=0, max_value=10, allow_nan=False),
+    budget=st.one_of(st.none(), _price),
+    period=st.sampled_from(["total", "daily", "monthly", "rolling:3600"]),
+    wait=st.floats(min_value=0.5, max_value=1e7, allow_nan=False),
+    port=st.integers(1, 65535),
+)
+def test_any_valid_config_round_trips_through_yaml(
+    names, prices, alpha, budget, period, wait, port
+) -> None:
+    """Written with yaml.safe_dump and read back, every value reaches the config unchanged."""
+    doc = {
+        "server": {"port": port},
+        "embedder": "hashing-16",
+        "policy": {"name": "linucb", "options": {"alpha": alpha}},
+        "budget": {"default": budget, "period": period},
+        "feedback": {"wait_seconds": wait},
+        "models": [
+            {"name": n, "input_price_per_mtok": i, "output_price_per_mtok": o}
+            for n, (i, o) in zip(names, prices, strict=False)
+        ],
+    }
+    cfg = load_config_text(yaml.safe_dump(doc, sort_keys=False), env={})
+    rc = cfg.router
+    assert rc.model_names == names and cfg.port == port
+    assert [(m.input_price_per_mtok, m.output_price_per_mtok) for m in rc.models] == [
+        (float(i), float(o)) for i, o in prices[: len(names)]
+    ]
+    assert rc.policy_options == {"alpha": alpha} and rc.default_budget == budget
+    assert rc.budget_period == period and rc.feedback_wait_seconds == wait
+
+
+@settings(max_examples=40)
+@given(n_models=st.integers(1, 6), bad_at=st.integers(0, 5), key=_names)
+def test_an_unknown_model_key_is_reported_on_its_own_line(n_models, bad_at, key) -> None:
+    bad_at = bad_at % n_models
+    lines = ["models:"]
+    for k in range(n_models):
+        lines += [f"  - name: m{k}", "    input_price_per_mtok: 1", "    output_price_per_mtok: 2"]
+        if k == bad_at:
+            lines.append(f"    x{key}: 1")
+    msg = error_of("\n".join(lines) + "\n")
+    line = lines.index(f"    x{key}: 1") + 1
+    assert msg.startswith(f"router.yaml, line {line}: models[{bad_at}] has no key 'x{key}'"), msg
