@@ -213,3 +213,17 @@ def test_shutdown_snapshot_only_when_the_state_changed(tmp_path: Path) -> None:
         r = router.route("u", "hello")
         router.feedback(r.decision_id, 0.5, cost=0.0)
         assert "snapshot 2 written (feedback up to #1)" in final_snapshot(router)
+
+
+def test_write_example_config_flag(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bandit_router.config_file import example_config_text
+    from cli.app import app
+
+    out = tmp_path / "router.yaml"
+    res = CliRunner().invoke(app, ["serve", "--write-example-config", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.read_text() == example_config_text() and f"--config {out}" in res.output
+    again = CliRunner().invoke(app, ["serve", "--write-example-config", str(out)])
+    assert again.exit_code != 0 and "exists" in str(again.exception)
