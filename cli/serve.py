@@ -40,6 +40,7 @@ DEMO_PRIOR_DIM = 32
 DEMO_USER = "demo"
 ADMIN_HASH_FILE = "admin_key.sha256"
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SHUTDOWN_GRACE_S = 10.0
 
 
 class StartupRefused(ConfigurationError):
@@ -467,7 +468,15 @@ def run(
                         signal.signal(s, handler)
 
         server = _Server(
-            uvicorn.Config(app, host=host, port=cfg.port, log_level="warning", lifespan="on")
+            uvicorn.Config(
+                app,
+                host=host,
+                port=cfg.port,
+                log_level="warning",
+                lifespan="on",
+                # SIGTERM: open requests (streams included) get this long, then the snapshot
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+            )
         )
         server.run()
         if not server.started:
