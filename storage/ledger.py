@@ -405,8 +405,41 @@ class SqlLedger:
     def state(self, user: str) -> AccountState:
         """The user's budget, spend and holds now."""
         now = self.clock()
-        loaded = self._commit_then_raise(lambda s: self._lock_with_expiry(s, (user,), now)[0][user])
+        loaded = self._read_state(user, now)  # most calls: nothing to expire or turn over
+        if loaded is None:
+            loaded = self._commit_then_raise(
+                lambda s: self._lock_with_expiry(s, (user,), now)[0][user]
+            )
         return self._state(user, loaded, now)
+
+    def _read_state(self, user: str, now: float) -> _Loaded | None:
+        """The account in a read-only transaction, or None when reading it would change
+        it (a reservation to expire, a calendar period to turn over, no account yet)."""
+        with self.sessions.read() as s:
+            stale = s.execute(
+                select(LedgerReservation.decision_id)
+                .where(
+                    (LedgerReservation.state == "open")
+                    & (LedgerReservation.created_at <= now - self.reservation_ttl)
+                )
+                .limit(1)
+            ).first()
+            if stale is not None:
+                return None
+            row = s.execute(
+                select(LedgerAccount).where(LedgerAccount.user == user)
+            ).scalar_one_or_none()
+            if row is None:
+                return None
+            loaded = self._load(row)
+            kind = loaded.acc.budget.period.kind
+            if kind in ("daily", "monthly") and (
+                row.period_end is None or not (loaded.acc.period_start <= now < row.period_end)
+            ):
+                return None
+            self._refresh(s, loaded, now)  # rolling: sums the window; total: nothing
+            s.expunge_all()
+            return loaded
 
     @staticmethod
     def _state(user: str, loaded: _Loaded, now: float) -> AccountState:
