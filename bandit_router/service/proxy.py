@@ -53,7 +53,16 @@ class ChatRequest(BaseModel):
     0.2
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"model": "router", "messages": [{"role": "user", "content": "Hello!"}]},
+                {"model": "router", "stream": True,
+                 "messages": [{"role": "user", "content": "Tell me a story."}]},
+            ]
+        },
+    )  # fmt: skip
     model: str = Field(
         min_length=1,
         max_length=200,

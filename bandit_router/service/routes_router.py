@@ -42,6 +42,15 @@ class RouteRequest(BaseModel):
     0.01
     """
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"prompt": "What is the capital of France?"},
+                {"messages": [{"role": "user", "content": "Write a haiku."}], "max_cost": 0.01},
+            ]
+        }
+    )
+
     prompt: str | None = Field(None, description="The query text.")
     messages: list[ChatMessage] | None = Field(None, description="Chat messages, as OpenAI's.")
     embedding: list[Finite] | None = Field(
@@ -101,6 +110,16 @@ class FeedbackRequest(BaseModel):
     ...                 "completion_tokens": 5}).usage.tokens()
     {'prompt_tokens': 3.0, 'completion_tokens': 5.0}
     """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"decision_id": "0192f0c4-6a8e-7d2a-9b1c-3f5e7a9c1b2d", "reward": 1.0},
+                {"decision_id": "0192f0c4-6a8e-7d2a-9b1c-3f5e7a9c1b2d", "reward": 0.0,
+                 "usage": {"prompt_tokens": 120, "completion_tokens": 380}},
+            ]
+        }
+    )  # fmt: skip
 
     decision_id: str = Field(min_length=1, max_length=200)
     reward: Finite
