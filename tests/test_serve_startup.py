@@ -143,18 +143,18 @@ def test_the_command_refuses_without_a_traceback(tmp_path: Path) -> None:
     assert "other.yaml, line 1" in out.stderr
 
 
-def test_bad_config_file_through_the_command(tmp_path: Path) -> None:
-    (tmp_path / "bad.yaml").write_text(SMALL.format(emb="hashing-32") + "sever: {port: 1}\n")
-    code = "import sys; from cli.app import main; sys.argv[0] = 'bandit-router'; main()"
-    out = subprocess.run(
-        [sys.executable, "-c", code, "serve", "--config", "bad.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "bad.yaml, line 7: the config has no key 'sever'" in out.stderr
+def test_bad_config_file_through_the_command(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The console script's entry point, in process: exit code 2 and the file's line."""
+    from cli.app import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMALL.format(emb="hashing-32") + "sever: {port: 1}\n")
+    monkeypatch.setattr(sys, "argv", ["bandit-router", "serve", "--config", str(bad)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}, line 7: the config has no key 'sever'"), err
 
 
 def test_demo_prior_is_trained_once_then_read(tmp_path: Path) -> None:
