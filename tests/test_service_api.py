@@ -566,3 +566,25 @@ def test_router_release_frees_the_reservation_without_learning(store, tmp_path):
     with pytest.raises(FeedbackConflictError):
         router.release(b.decision_id)
     assert router.policy.n_updates == 1
+
+
+def test_a_conversation_longer_than_the_router_takes_is_routed_on_its_tail(env):
+    c, alice, router = env["client"], env["alice"], env["router"]
+    long_turns = [
+        {"role": "user", "content": "x " * 60_000},
+        {"role": "assistant", "content": "y " * 60_000},
+        {"role": "user", "content": [{"type": "text", "text": "and now the question"}]},
+    ]
+    assert sum(len(t["content"]) for t in long_turns[:2]) > router.max_prompt_chars
+    body = {"model": "cheap", "messages": long_turns}
+    r = c.post("/v1/chat/completions", json=body, headers=alice)
+    assert r.status_code == 200, r.text
+    assert env["upstream"].state.requests[-1]["body"]["messages"] == long_turns  # unchanged
+    full = "\n".join(["x " * 60_000, "y " * 60_000, "and now the question"])
+    want = router.cost_model.estimate(input_tokens=router.cost_model.input_tokens(full))
+    assert float(r.headers["x-router-estimated-cost"]) == pytest.approx(
+        float(want[router.models.index("cheap")]), rel=1e-9
+    )
+    # /v1/route keeps the router's limit: it says what to do
+    r = c.post("/v1/route", json={"prompt": "x " * 60_000}, headers=alice)
+    assert r.status_code == 422 and "max_prompt_chars" in _err(r)["message"]

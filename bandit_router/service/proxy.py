@@ -79,13 +79,34 @@ class _Failure:
     outcome: str
 
 
-def _has_text(content: Any) -> bool:
+def _text(content: Any) -> str:
+    """The text of a message's content (a string or OpenAI content parts)."""
     if isinstance(content, str):
-        return bool(content.strip())
-    return isinstance(content, list) and any(
-        isinstance(p, dict) and isinstance(p.get("text"), str) and p["text"].strip()
-        for p in content
-    )
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def _tail(texts: list[tuple[str, str]], limit: int) -> list[dict[str, str]]:
+    """The most recent messages whose text fits in ``limit`` characters (joined by
+    newlines); the oldest one kept is cut to its end.
+
+    >>> _tail([("user", "aaaa"), ("assistant", "bbbb"), ("user", "cc")], 6)
+    [{'role': 'assistant', 'content': 'bbb'}, {'role': 'user', 'content': 'cc'}]
+    """
+    out: list[dict[str, str]] = []
+    room = limit
+    for role, text in reversed(texts):
+        if room <= 0:
+            break
+        piece = text if len(text) <= room else text[len(text) - room :]
+        if piece.strip():
+            out.append({"role": role, "content": piece})
+        room -= len(piece) + 1
+    return out[::-1]
 
 
 def _policies(state: ServiceState) -> list[str]:
@@ -319,13 +340,17 @@ async def chat_completions(
         payload = json.loads(await request.body())
     except ValueError:  # pragma: no cover - FastAPI parsed it already
         raise ServiceError(422, "the body must be JSON.", "invalid_request") from None
-    # the text to route on: messages with text (tool calls and the like carry none)
-    messages = [m.model_dump() for m in body.messages if _has_text(m.content)]
-    if not messages:
+    # the text to route on: messages with text (tool calls and the like carry none); a
+    # conversation longer than the router takes is routed on its most recent part
+    texts = [(m.role, _text(m.content)) for m in body.messages]
+    texts = [(r, t) for r, t in texts if t.strip()]
+    if not texts:
         raise ServiceError(
             422, "the messages carry no text to route on; give at least one message with "
             "text content.", "invalid_request",
         )  # fmt: skip
+    messages = _tail(texts, state.router.max_prompt_chars)
+    count_text = "\n".join(t for _, t in texts)
     state.router.text_of(messages=messages)  # validates before anything is reserved
     if fixed is not None:
         allowed = [fixed]
@@ -338,7 +363,10 @@ async def chat_completions(
             names = [m for m in base if m not in {f.model for f in failures}]
             if not names:
                 break
-        route = await decide(state, user, messages=messages, allowed=names, max_cost=max_cost)
+        route = await decide(
+            state, user, messages=messages, allowed=names, max_cost=max_cost,
+            count_text=count_text,
+        )  # fmt: skip
         if not route.ok:
             if attempt == 0:
                 raise refusal_error(route, state.router.clock())

@@ -192,21 +192,32 @@ async def decide(
     input_tokens: float | None = None,
     allowed: Sequence[str] | None = None,
     max_cost: float | None = None,
+    count_text: str | None = None,
 ) -> Any:
-    """Embed (batched) and route one query; a ``Route`` that may have no model."""
+    """Embed (batched) and route one query; a ``Route`` that may have no model.
+
+    ``count_text`` (the whole conversation when only its tail is routed on) is what the
+    input tokens of the cost estimate are counted on."""
     router = state.router
     t0 = time.perf_counter()
     if embedding is not None or state.batcher is None:
-        route = await state.blocking(
-            router.route, user, prompt, messages, embedding,
-            allowed=allowed, max_cost=max_cost, input_tokens=input_tokens,
-        )  # fmt: skip
+
+        def direct() -> Any:
+            n = input_tokens
+            if count_text is not None:
+                n = router.cost_model.input_tokens(count_text)
+            return router.route(
+                user, prompt, messages, embedding,
+                allowed=allowed, max_cost=max_cost, input_tokens=n,
+            )  # fmt: skip
+
+        route = await state.blocking(direct)
     else:
         text = router.text_of(prompt, messages)  # validates; cheap
         vec = await state.batcher.embed(text)
 
         def go() -> Any:
-            tokens = router.cost_model.input_tokens(text)
+            tokens = router.cost_model.input_tokens(text if count_text is None else count_text)
             return router.route(
                 user, embedding=vec, allowed=allowed, max_cost=max_cost, input_tokens=tokens
             )
