@@ -165,9 +165,17 @@ def format_report(art) -> str:
             f"prior {fitr['route_prior']:.3f}, best single model {fitr['route_best_single']:.3f}, "
             f"random {fitr['route_random']:.3f}, oracle {fitr['route_oracle']:.3f}",
         ]
-    lines += ["", f"{'model':<36}{'lambda':>8}{'held-out acc':>14}"]
+    info = art.calibration.get("strength", {})
+    info = info if isinstance(info, dict) else {}
+    noise, cap = info.get("noise_var", {}), info.get("cap", {})
+    lines += [
+        "",
+        f"prior strength lambda: {art.strength_method()}",
+        f"{'model':<36}{'lambda':>9}{'noise var':>11}{'cap':>9}{'held-out acc':>14}",
+    ]
     pm = m.get("per_model_accuracy", {})
     for name, lam in art.strengths().items():
         a = pm.get(name, (float("nan"), 0))[0]
-        lines.append(f"{name:<36}{lam:>8.2f}{a:>14.3f}")
+        nv, cp = noise.get(name, float("nan")), cap.get(name, float("nan"))
+        lines.append(f"{name:<36}{lam:>9.2f}{nv:>11.4f}{cp:>9.1f}{a:>14.3f}")
     return "\n".join(lines)

@@ -3,9 +3,11 @@
 The steps: embed every distinct prompt once; split the prompts 70/10/20 (train / early
 stopping / held-out test, seeded); train PILOT (phase 1 projection, phase 2 model vectors);
 measure held-out pairwise accuracy next to the majority-winner and global Bradley-Terry
-baselines (both fitted on the train + validation prompts); derive lambda_a from each
-model's held-out accuracy; calibrate into the reward space on the train + validation
-prompts (``calibration.py``); pack everything into a ``PriorArtifact``.
+baselines (both fitted on the train + validation prompts); calibrate into the reward space on the train + validation
+prompts (``calibration.py``); choose each lambda_a: by empirical Bayes on the held-out
+prompts' scores when the data has absolute scores (outcome tables: the strength under which
+those scores are most likely, ``strengths_by_evidence``), else from the model's held-out
+pairwise accuracy (preferences only); pack everything into a ``PriorArtifact``.
 
 The artifact holds the model fitted on the training prompts (early-stopped on the
 validation prompts), so every number in its ``metrics`` is a held-out number for exactly
@@ -37,6 +39,7 @@ from bandit_router.warm_start.calibration import (
     calibrate_shared_slope,
     expected_win_rate,
     prior_means,
+    strengths_by_evidence,
     strengths_from_accuracy,
 )
 from bandit_router.warm_start.data import PreferenceData
@@ -175,6 +178,42 @@ def train_prior(
     theta0 = prior_means(model.theta, cal["s"], cal["b"])
     held: dict[str, Any] = {}
     testq = fit.split == 2
+    # lambda_a by empirical Bayes where absolute rewards exist (outcome tables): the
+    # strength under which the held-out prompts' scores are most likely (calibration.py)
+    strength_info: dict[str, Any] = {
+        "method": "accuracy",
+        "rule": f"lambda_a = {base_strength} * clip(2 acc_a - 1, 0.05, 1), acc_a = "
+        "Laplace-smoothed held-out pairwise accuracy",
+    }
+    if data.scores is not None and testq.any() and fitq.sum() > 1:
+        ctx = np.hstack([model.project(X), np.ones((X.shape[0], 1))])
+        eb = strengths_by_evidence(
+            ctx[fitq], data.scores[fitq], ctx[testq], data.scores[testq], theta0
+        )
+        ok = np.isfinite(eb["strength"])
+        lam_acc = lam.copy()
+        if isinstance(strength, Mapping):  # the models without an override
+            ok &= np.array([m not in strength for m in data.models])
+        if not isinstance(strength, int | float):
+            lam = np.where(ok, eb["strength"], lam)
+        strength_info = {
+            "method": "empirical-bayes",
+            "rule": "lambda_a maximises the predictive likelihood of the held-out prompts' "
+            "scores under the ridge prior N(theta0_a, sigma_a^2 / lambda_a I), sigma_a^2 = "
+            "residual variance of the least-squares fit on the fitted prompts; grid 0.1 .. "
+            "cap = trace(X'X) / d of the fitted prompts (their effective observations per "
+            "direction); models without held-out scores keep the accuracy rule",
+            "noise_var": {m: float(v) for m, v in zip(data.models, eb["noise_var"], strict=True)},
+            "cap": {m: float(v) for m, v in zip(data.models, eb["cap"], strict=True)},
+            "n_held": {m: int(v) for m, v in zip(data.models, eb["n_held"], strict=True)},
+            "at_cap": [m for m, c in zip(data.models, eb["at_cap"], strict=True) if c],
+            "log_evidence_gain": {
+                m: float(v) for m, v in zip(data.models, eb["log_evidence_gain"], strict=True)
+            },
+            "accuracy_rule": {m: float(v) for m, v in zip(data.models, lam_acc, strict=True)},
+        }
+    if strength is not None:
+        strength_info["overridden"] = True
     if data.scores is not None and testq.any():
         pred = cos[testq] * cal["s"] + cal["b"]
         truth = data.scores[testq]
@@ -207,9 +246,8 @@ def train_prior(
         "s": cal["s"].tolist(),
         "b": cal["b"].tolist(),
         "r2_train": cal["r2"].tolist(),
-        "strength_rule": f"lambda_a = {base_strength} * clip(2 acc_a - 1, 0.05, 1), "
-        "acc_a = Laplace-smoothed held-out pairwise accuracy"
-        + ("" if strength is None else " (overridden)"),
+        "strength_rule": strength_info["rule"] + ("" if strength is None else " (overridden)"),
+        "strength": strength_info,
     }
     return PriorArtifact(
         embedder_name=embedder.name,

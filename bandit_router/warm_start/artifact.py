@@ -7,7 +7,8 @@ One ``.npz`` file (no pickles) with the arrays and a JSON header::
     W (p, D), c (p,)                the projection (the bandit's Featurizer)
     theta (K, p), beta (K,)         the preference model (unit model vectors, BT biases)
     theta0 (K, p + 1)               the prior means on the reward scale (see calibration.py)
-    strength (K,)                   the prior strengths lambda_a
+    strength (K,)                   the prior strengths lambda_a (how they were chosen:
+                                    header calibration["strength"], see ``strength_method``)
 """
 
 from __future__ import annotations
@@ -118,6 +119,29 @@ class PriorArtifact:
     def strengths(self) -> dict[str, float]:
         return {m: float(s) for m, s in zip(self.models, self.strength, strict=True)}
 
+    def strength_method(self) -> str:
+        """How the stored strengths lambda_a were chosen, in words.
+
+        Artifacts written before the strengths were estimated by empirical Bayes carry no
+        record of it; their stored lambda is used as it is (the accuracy rule, at most 10).
+
+        >>> PriorArtifact.example().strength_method()
+        'stored (no record of how it was chosen: used as stored)'
+        """
+        info = self.calibration.get("strength")
+        if not isinstance(info, dict) or "method" not in info:
+            rule = self.calibration.get("strength_rule")
+            if rule:
+                return f"{rule} (an artifact from before empirical-Bayes strengths: used as stored)"
+            return "stored (no record of how it was chosen: used as stored)"
+        text = str(info["method"])
+        if info.get("overridden"):
+            text += ", overridden by --strength"
+        at_cap = info.get("at_cap") or []
+        if at_cap:
+            text += f"; at the cap (the prior's effective observations) for {', '.join(at_cap)}"
+        return text
+
     def priors(
         self,
         arms: Sequence[str],
@@ -189,6 +213,11 @@ class PriorArtifact:
             f"PILOT prior: {len(self.models)} models, {self.embedder_name} ({self.embedder_dim}-d)"
             f" -> {self.dim}-d, scale {self.scale:.2f}, calibration {self.calibration.get('method', '?')}",
         ]
+        lines.append(
+            "prior strengths lambda: "
+            + ", ".join(f"{m} {v:.3g}" for m, v in self.strengths().items())
+            + f" ({self.strength_method()})"
+        )
         if acc:
             lines.append(
                 "held-out pairwise accuracy: "
