@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from bandit_router.errors import ConfigurationError, DimensionMismatchError, StateError
-from bandit_router.policies.base import ArmScores, Decision, Policy
+from bandit_router.policies.base import Policy
 from bandit_router.policies.drift import DriftWatch
 from bandit_router.policies.prior import ArmPrior
 from bandit_router.policies.ridge import ridge_arms
+from bandit_router.policies.selection import Selection
+
+
+def exploration_discount(sel: Selection) -> np.ndarray | None:
+    """Cost-aware exploration: the factor ``(K,)`` on each model's exploration bonus under
+    a budget, ``min(1, cheapest candidate's price / model's price)`` (prices from the
+    allocator, ``psi(z) * cost``), or None without prices (no budget: bonus unchanged).
+
+    Exploring a model costs its price, so the bonus is counted per unit of price: a
+    model ten times dearer than the cheapest candidate needs ten times the uncertainty to
+    be explored, and the budget is not spent exploring models dominated at their price.
+    Depends only on the selection, never on the policy's draw (propensities stay exact).
+
+    >>> sel = Selection(np.array([True, True, True]), np.array([0.01, 0.04, 0.0]))
+    >>> exploration_discount(sel).tolist()
+    [1.0, 0.25, 1.0]
+    """
+    price = sel.price
+    if price is None:
+        return None
+    pos = price[sel.candidates & (price > 0.0)]
+    if pos.size == 0:
+        return None
+    return np.minimum(1.0, pos.min() / np.maximum(price, 1e-300))
 
 
 class LinearPolicy(Policy):
@@ -35,6 +59,16 @@ class LinearPolicy(Policy):
     drift
         Watch the residuals with ADWIN and multiply exploration by ``drift_boost`` for
         ``drift_boost_steps`` updates after a detected change.
+    trust
+        Adaptive trust in the prior (on by default for ``pilot`` / ``pilot-ts``): every
+        ``trust_every`` updates of an arm, the strength ``lambda`` in ``[ridge, lambda_0]``
+        under which the arm's own observations are most likely is found (the profile
+        likelihood of the prior's residuals ``r - x' theta0`` under ``N(0, sigma^2 (I +
+        X X' / lambda))``, ``sigma^2`` profiled out; ``lambda_0`` is the prior's strength),
+        and the arm's prior strength is set to it exactly (``set_strength``) when it beats
+        the current one by more than ``trust_margin`` nats (a likelihood-ratio test). A
+        wrong prior (another workload, a model that changed) so loses its weight and the
+        arm learns like one without prior; a right one keeps it.
     """
 
     def __init__(
@@ -51,10 +85,20 @@ class LinearPolicy(Policy):
         drift_delta: float = 0.002,
         drift_boost: float = 2.0,
         drift_boost_steps: int = 200,
+        trust: bool = False,
+        trust_every: int = 10,
+        trust_margin: float = 3.0,
         reward_range: tuple[float, float] = (0.0, 1.0),
         seed: int | None = None,
     ) -> None:
         super().__init__(arms, dim, reward_range=reward_range, seed=seed)
+        if int(trust_every) < 1:
+            raise ConfigurationError(f"trust_every must be >= 1, got {trust_every}.")
+        if not trust_margin >= 0:
+            raise ConfigurationError(f"trust_margin must be >= 0, got {trust_margin}.")
+        self.trust = bool(trust)
+        self.trust_every = int(trust_every)
+        self.trust_margin = float(trust_margin)
         if not ridge > 0:
             raise ConfigurationError(f"ridge must be positive, got {ridge}.")
         if not 0.0 < forgetting <= 1.0:
@@ -77,6 +121,13 @@ class LinearPolicy(Policy):
         self.state = ridge_arms(
             self.n_arms, self.dim, strength, theta0, self.forgetting, self.refactor_every
         )
+        # the strengths the arms started from, and the adaptive trust's statistics per arm:
+        # (discounted) sum of squared rewards, count, updates since the last check
+        self._lambda0 = strength.copy()
+        self._trust_yy = np.zeros(self.n_arms)
+        self._trust_n = np.zeros(self.n_arms)
+        self._trust_since = np.zeros(self.n_arms, dtype=np.int64)
+        self.trust_events = 0
         # (x, x bytes, A_inv x per arm, theta'x, x'A_inv x) of the last scoring call
         self._cache: tuple | None = None
 
@@ -116,11 +167,56 @@ class LinearPolicy(Policy):
                 )
             theta0, strength = prior.theta0, prior.strength
         self.state.add(strength, theta0)
+        self._lambda0 = np.append(self._lambda0, strength)
+        self._trust_yy = np.append(self._trust_yy, 0.0)
+        self._trust_n = np.append(self._trust_n, 0.0)
+        self._trust_since = np.append(self._trust_since, 0)
         self._cache = None
 
     def _remove_arm_state(self, k: int) -> None:
         self.state.remove(k)
+        for name in ("_lambda0", "_trust_yy", "_trust_n", "_trust_since"):
+            setattr(self, name, np.delete(getattr(self, name), k))
         self._cache = None
+
+    # ---- adaptive trust in the prior ------------------------------------------------
+    def prior_strengths(self) -> np.ndarray:
+        """Every arm's current prior strength ``(K,)`` (below its starting one when the
+        adaptive trust lowered it)."""
+        return self.state.strength.copy()
+
+    def _trust_evidence(self, k: int, grid: np.ndarray) -> np.ndarray | None:
+        """Profile log-likelihood of arm ``k``'s observations for prior strengths ``grid``."""
+        n = float(self._trust_n[k])
+        yy = float(self._trust_yy[k])
+        if not (np.isfinite(yy) and n >= 2.0):
+            return None
+        D, c = self.state.data_statistics(k)
+        th0 = self.state.theta0[k]
+        Dth = D @ th0
+        rr = yy - 2.0 * float(th0 @ c) + float(th0 @ Dth)  # sum of the prior's residuals^2
+        e, V = np.linalg.eigh(0.5 * (D + D.T))
+        e = np.maximum(e, 0.0)
+        z2 = (V.T @ (c - Dth)) ** 2
+        L = grid[:, None]
+        quad = np.maximum(rr - np.sum(z2 / (L + e), axis=1), 1e-12 * max(rr, 1e-300))
+        return -0.5 * n * np.log(quad / n) - 0.5 * np.sum(np.log1p(e / L), axis=1)
+
+    def _check_trust(self, k: int) -> None:
+        self._trust_since[k] = 0
+        lam0 = float(self._lambda0[k])
+        floor = min(self.ridge, lam0)
+        if lam0 <= floor:
+            return
+        cur = float(self.state.strength[k])
+        grid = np.append(np.geomspace(floor, lam0, 25), cur)
+        ll = self._trust_evidence(k, grid)
+        if ll is None:
+            return
+        i = int(ll[:-1].argmax())
+        if ll[i] - ll[-1] > self.trust_margin and grid[i] != cur:
+            self.state.set_strength(k, float(grid[i]))
+            self.trust_events += 1
 
     # ---- scoring --------------------------------------------------------------------
     @property
@@ -134,28 +230,17 @@ class LinearPolicy(Policy):
         width = np.maximum(var, 0.0)  # a copy: var stays cached for the update
         return mean, np.sqrt(width, out=width)
 
-    def _greedy_choice(
-        self, scores: ArmScores, allowed: Iterable[str] | np.ndarray | None, epsilon: float
-    ) -> Decision:
-        """Arg-max of ``scores.value`` with an epsilon-uniform exploration floor."""
-        mask = self.allowed_mask(allowed)
-        value = scores.value if mask is None else np.where(mask, scores.value, -np.inf)
-        best = int(value.argmax())
-        if epsilon <= 0.0:
-            return Decision(self._arms[best], best, scores, 1.0)
-        n_ok = self.n_arms if mask is None else int(mask.sum())
-        explored = bool(self.rng.random() < epsilon)
-        k = best
-        if explored:
-            pool = np.arange(self.n_arms) if mask is None else np.flatnonzero(mask)
-            k = int(pool[self.rng.integers(len(pool))])
-        p = epsilon / n_ok + (1.0 - epsilon if k == best else 0.0)
-        return Decision(self._arms[k], k, scores, p, explored=explored)
-
     # ---- learning -------------------------------------------------------------------
     def update(self, arm: str, x: np.ndarray, reward: float) -> None:
         k = self.arm_index(arm)
         r = self.check_reward(reward)
+        if self.trust:
+            g = 1.0
+            if self.forgetting < 1.0:  # the data's discount once this event is counted
+                g = float(self.state.pending_discount()[k]) * self.forgetting
+            self._trust_yy[k] = g * self._trust_yy[k] + r * r
+            self._trust_n[k] = g * self._trust_n[k] + 1.0
+            self._trust_since[k] += 1
         cache = self._cache
         if cache is not None and x is cache[0] and x.tobytes() == cache[1]:
             residual = self.state.update(
@@ -167,6 +252,8 @@ class LinearPolicy(Policy):
         self.n_updates += 1
         if self.watch is not None:
             self.watch.observe(residual)
+        if self.trust and self._trust_since[k] >= self.trust_every:
+            self._check_trust(k)
 
     @property
     def theta(self) -> np.ndarray:
@@ -198,6 +285,9 @@ class LinearPolicy(Policy):
             drift_delta=self.drift_delta,
             drift_boost=self.drift_boost,
             drift_boost_steps=self.drift_boost_steps,
+            trust=self.trust,
+            trust_every=self.trust_every,
+            trust_margin=self.trust_margin,
             priors=self.prior_config(),
         )
         return cfg
@@ -209,7 +299,7 @@ class LinearPolicy(Policy):
         cold (pooled mean) or added at run time are listed with the prior they started from,
         so ``type(policy)(**policy.config())`` starts exactly where this policy started.
         """
-        theta0, strength = self.state.theta0, self.state.strength
+        theta0, strength = self.state.theta0, self._lambda0
         if not (theta0.any() or (strength != self.ridge).any()):
             return None
         return {
@@ -220,6 +310,11 @@ class LinearPolicy(Policy):
         arrays = dict(self.state.arrays())
         if self.watch is not None:
             arrays["drift_watch"] = np.frombuffer(pickle.dumps(self.watch), dtype=np.uint8)
+        if self.trust:
+            arrays["trust_yy"] = self._trust_yy
+            arrays["trust_n"] = self._trust_n
+            arrays["trust_since"] = self._trust_since
+        arrays["lambda0"] = self._lambda0
         return arrays
 
     def _validate_state(self, arrays, extra) -> None:
@@ -229,6 +324,21 @@ class LinearPolicy(Policy):
 
     def _restore(self, arrays, extra) -> None:
         self.state.load(arrays)
+        K = self.n_arms
+        lam0 = arrays.get("lambda0")
+        self._lambda0 = (
+            np.array(lam0, dtype=np.float64)
+            if lam0 is not None and lam0.shape == (K,)
+            else self.state.strength.copy()
+        )
+        if self.trust and "trust_yy" in arrays and arrays["trust_yy"].shape == (K,):
+            self._trust_yy = np.array(arrays["trust_yy"], dtype=np.float64)
+            self._trust_n = np.array(arrays["trust_n"], dtype=np.float64)
+            self._trust_since = np.array(arrays["trust_since"], dtype=np.int64)
+        else:  # a state saved without the statistics: arms with data are not re-checked
+            self._trust_yy = np.where(self.state.counts > 0, np.nan, 0.0)
+            self._trust_n = np.zeros(K)
+            self._trust_since = np.zeros(K, dtype=np.int64)
         if self.drift:
             self.watch = pickle.loads(arrays["drift_watch"].tobytes())  # our own checksummed blob
         self._cache = None

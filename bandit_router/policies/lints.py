@@ -8,7 +8,7 @@ import numpy as np
 
 from bandit_router.errors import ConfigurationError, InvalidInputError
 from bandit_router.policies.base import ArmScores, Decision
-from bandit_router.policies.linear import LinearPolicy
+from bandit_router.policies.linear import LinearPolicy, exploration_discount
 
 
 class LinTS(LinearPolicy):
@@ -18,7 +18,8 @@ class LinTS(LinearPolicy):
     law ``N(x' theta_a_hat, v^2 x' A_a^-1 x)``, so one standard normal per arm replaces
     a ``d``-dimensional draw through the Cholesky factor (``sample_parameters`` gives that
     full draw). The propensity is a Monte-Carlo estimate over ``n_mc`` redraws, computed
-    when first read.
+    when first read. Under a budget, ``cost_aware`` (default) scales each model's draw
+    around its mean by ``exploration_discount`` (exploration per unit of price).
 
     >>> import numpy as np
     >>> pol = LinTS(["a", "b"], dim=2, v=0.3, seed=1)
@@ -32,8 +33,18 @@ class LinTS(LinearPolicy):
 
     name = "lints"
 
-    def __init__(self, arms, dim: int, *, v: float = 0.5, n_mc: int = 512, **kwargs: Any):
+    def __init__(
+        self,
+        arms,
+        dim: int,
+        *,
+        v: float = 0.5,
+        n_mc: int = 512,
+        cost_aware: bool = True,
+        **kwargs: Any,
+    ):
         super().__init__(arms, dim, **kwargs)
+        self.cost_aware = bool(cost_aware)
         if not v > 0:
             raise ConfigurationError(f"v (posterior scale) must be positive, got {v}.")
         if int(n_mc) < 16:
@@ -51,6 +62,14 @@ class LinTS(LinearPolicy):
 
     def choose(self, scores: ArmScores, allowed=None) -> Decision:
         sel = self.selection(allowed)
+        f = exploration_discount(sel) if self.cost_aware else None
+        if f is not None:  # the draw's deviation from the mean per unit of price
+            scores = ArmScores(
+                scores.arms,
+                scores.mean,
+                scores.width,
+                scores.mean + (scores.value - scores.mean) * f,
+            )
         k = sel.exploit(scores.value)
         if k < 0:
             raise InvalidInputError("no model clears its price and there is no fallback.")
@@ -74,12 +93,14 @@ class LinTS(LinearPolicy):
 
     def _mc_probabilities(self, scores: ArmScores, sel, rng: np.random.Generator) -> np.ndarray:
         K = len(scores.mean)
-        draws = scores.mean + scores.width * rng.standard_normal((self.n_mc, K))
+        f = exploration_discount(sel) if self.cost_aware else None
+        sd = scores.width if f is None else scores.width * f
+        draws = scores.mean + sd * rng.standard_normal((self.n_mc, K))
         ks = sel.exploit_many(draws)
         return np.bincount(ks[ks >= 0], minlength=K)[:K] / self.n_mc
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "v": self.v, "n_mc": self.n_mc}
+        return {**super().config(), "v": self.v, "n_mc": self.n_mc, "cost_aware": self.cost_aware}
 
     def _state_extra(self) -> dict[str, Any]:
         return {"n_decisions": self._n_decisions}
@@ -101,4 +122,5 @@ class PilotTS(LinTS):
                 "the 'pilot-ts' policy needs a preference prior: pass priors= (CLI: --prior "
                 "FILE or --train TABLE); without one use 'lints'."
             )
+        kwargs.setdefault("trust", True)  # adaptive trust in the prior: on by default
         super().__init__(arms, dim, **kwargs)

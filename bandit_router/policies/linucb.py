@@ -8,7 +8,7 @@ import numpy as np
 
 from bandit_router.errors import ConfigurationError
 from bandit_router.policies.base import ArmScores, Decision
-from bandit_router.policies.linear import LinearPolicy
+from bandit_router.policies.linear import LinearPolicy, exploration_discount
 
 
 class LinUCB(LinearPolicy):
@@ -16,6 +16,9 @@ class LinUCB(LinearPolicy):
 
     Deterministic (propensity 1) unless ``epsilon`` > 0, an exploration floor that picks
     uniformly among the candidate models (allowed and affordable) with that probability.
+    Under a budget (the allocator prices every model), ``cost_aware`` (default) counts the
+    bonus per unit of price (``exploration_discount``): the cheapest candidate keeps
+    ``alpha * width``, a model ``m`` times dearer ``alpha * width / m``.
 
     >>> import numpy as np
     >>> pol = LinUCB(["small", "large"], dim=2, alpha=0.5, seed=0)
@@ -29,8 +32,18 @@ class LinUCB(LinearPolicy):
 
     name = "linucb"
 
-    def __init__(self, arms, dim: int, *, alpha: float = 1.0, epsilon: float = 0.0, **kwargs: Any):
+    def __init__(
+        self,
+        arms,
+        dim: int,
+        *,
+        alpha: float = 1.0,
+        epsilon: float = 0.0,
+        cost_aware: bool = True,
+        **kwargs: Any,
+    ):
         super().__init__(arms, dim, **kwargs)
+        self.cost_aware = bool(cost_aware)
         if not alpha >= 0:
             raise ConfigurationError(f"alpha must be >= 0, got {alpha}.")
         if not 0.0 <= epsilon < 1.0:
@@ -44,15 +57,30 @@ class LinUCB(LinearPolicy):
         value += mean
         return ArmScores(self._arms, mean, width, value)
 
+    def _priced(self, scores: ArmScores, sel) -> ArmScores:
+        """Under a budget (``cost_aware``), the bonus ``alpha * width`` of each model times
+        ``exploration_discount`` (per unit of price); the scores as they are otherwise."""
+        f = exploration_discount(sel) if self.cost_aware else None
+        if f is None:
+            return scores
+        value = scores.mean + (scores.value - scores.mean) * f
+        return ArmScores(scores.arms, scores.mean, scores.width, value)
+
     def choose(self, scores: ArmScores, allowed=None) -> Decision:
-        return self._epsilon_choice(scores, self.selection(allowed), self.epsilon)
+        sel = self.selection(allowed)
+        return self._epsilon_choice(self._priced(scores, sel), sel, self.epsilon)
 
     def action_probabilities(self, scores: ArmScores, allowed=None) -> np.ndarray:
         sel = self.selection(allowed)
-        return sel.mixture(sel.exploit(scores.value), self.epsilon)
+        return sel.mixture(sel.exploit(self._priced(scores, sel).value), self.epsilon)
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "alpha": self.alpha, "epsilon": self.epsilon}
+        return {
+            **super().config(),
+            "alpha": self.alpha,
+            "epsilon": self.epsilon,
+            "cost_aware": self.cost_aware,
+        }
 
 
 class PilotUCB(LinUCB):
@@ -67,4 +95,5 @@ class PilotUCB(LinUCB):
                 "the 'pilot' policy needs a preference prior: pass priors= (CLI: --prior FILE "
                 "or --train TABLE); without one use 'linucb'."
             )
+        kwargs.setdefault("trust", True)  # adaptive trust in the prior: on by default
         super().__init__(arms, dim, **kwargs)

@@ -258,6 +258,41 @@ class RidgeArms:
         for k in range(self.n_arms):
             self.refactor(k)
 
+    # ---- prior strength -------------------------------------------------------------
+    def data_statistics(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Arm ``k``'s data alone: ``D = A - lambda I`` ``(d, d)`` and ``c = b - lambda theta0``
+        ``(d,)`` (the prior's part taken out)."""
+        self.flush(k)
+        lam = float(self.strength[k])
+        D = self._A[k] - lam * np.eye(self.dim)
+        return D, self._b[k] - lam * self.theta0[k]
+
+    def set_strength(self, k: int, strength: float) -> None:
+        """Give arm ``k`` the prior strength ``strength`` with the same data, exactly:
+        ``A_k = strength I + D_k``, ``b_k = strength theta0_k + c_k``, re-factorised.
+
+        Raises ``StateError`` (and changes nothing) if the factorisation fails.
+
+        >>> arms = RidgeArms(1, 2, np.array([100.0]), np.array([[1.0, 0.0]]))
+        >>> _ = arms.update(0, np.array([1.0, 0.0]), 0.0)
+        >>> arms.set_strength(0, 1.0)
+        >>> arms.theta[0].round(3).tolist(), arms.strength.tolist()
+        ([0.5, 0.0], [1.0])
+        """
+        new = float(strength)
+        if not (np.isfinite(new) and new > 0):
+            raise StateError(f"a prior strength must be positive, got {strength}.")
+        D, c = self.data_statistics(k)
+        old = (self._A[k].copy(), self._b[k].copy(), float(self.strength[k]))
+        self._A[k] = D + new * np.eye(self.dim)
+        self._b[k] = c + new * self.theta0[k]
+        self.strength[k] = new
+        try:
+            self.refactor(k)
+        except StateError:
+            self._A[k], self._b[k], self.strength[k] = old
+            raise
+
     # ---- arms -----------------------------------------------------------------------
     def _resize(self, keep: list[int], extra: tuple[float, np.ndarray] | None) -> None:
         """Rebuild the buffer with arms ``keep`` (old indices) plus an optional new arm."""
@@ -599,6 +634,31 @@ class DiscountedRidgeArms:
     def refactor_all(self) -> None:
         for k in range(self.n_arms):
             self.refactor(k)
+
+    # ---- prior strength -------------------------------------------------------------
+    def data_statistics(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Arm ``k``'s discounted data as of now: ``g D_k`` ``(d, d)`` and ``g c_k`` ``(d,)``
+        with ``g`` its pending discount (the prior's part is not in them)."""
+        self.flush(k)
+        g = float(self.pending_discount()[k])
+        return g * self._D[k], g * self._c[k]
+
+    def set_strength(self, k: int, strength: float) -> None:
+        """Give arm ``k`` the prior strength ``strength`` with the same data, exactly.
+
+        The data's eigen-decomposition and ``h_k`` do not involve ``lambda_k``, so only the
+        strength changes: ``A_k = strength I + g D_k``, ``b_k = strength theta0_k + g c_k``.
+
+        >>> arms = DiscountedRidgeArms(1, 2, np.array([100.0]), np.array([[1.0, 0.0]]), 0.99)
+        >>> _ = arms.update(0, np.array([1.0, 0.0]), 0.0)
+        >>> arms.set_strength(0, 1.0)
+        >>> float(arms.theta[0, 0].round(3))   # (lambda theta0 + 0) / (lambda + 1)
+        0.5
+        """
+        new = float(strength)
+        if not (np.isfinite(new) and new > 0):
+            raise StateError(f"a prior strength must be positive, got {strength}.")
+        self.strength[k] = new
 
     # ---- arms -----------------------------------------------------------------------
     _PER_ARM = (
