@@ -588,3 +588,34 @@ def test_a_conversation_longer_than_the_router_takes_is_routed_on_its_tail(env):
     # /v1/route keeps the router's limit: it says what to do
     r = c.post("/v1/route", json={"prompt": "x " * 60_000}, headers=alice)
     assert r.status_code == 422 and "max_prompt_chars" in _err(r)["message"]
+
+
+class _Recording(_Counting):
+    name, dim, max_chars = "recording", 4, 40
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed(self, texts):
+        self.texts.extend(texts)
+        return super().embed(texts)
+
+
+def test_a_chat_is_routed_on_the_part_the_encoder_reads_its_end():
+    emb = _Recording()
+    router = Router([ModelSpec("m", 0.1, 0.4)], emb, None, make_policy("linucb", ["m"], 5, seed=0))
+    keys = MemoryKeyStore()
+    h = {"Authorization": f"Bearer {keys.issue('ann')}"}
+    app = create_app(
+        router,
+        ServiceSettings(upstreams={"m": {"base_url": "http://u/v1"}}, expire_interval_s=None),
+        keys=keys,
+        upstream_transport=httpx.ASGITransport(app=make_app()),
+    )
+    turns = [{"role": "user", "content": "an old topic " * 20},
+             {"role": "user", "content": "the latest question?"}]  # fmt: skip
+    with TestClient(app) as c:
+        r = c.post("/v1/chat/completions", json={"model": "router", "messages": turns}, headers=h)
+    assert r.status_code == 200
+    assert emb.texts[-1].endswith("\nthe latest question?") and len(emb.texts[-1]) <= 40

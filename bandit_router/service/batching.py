@@ -57,6 +57,8 @@ class BatchingEmbedder:
     ) -> None:
         if isinstance(embedder, CachedEmbedder):
             embedder = embedder.inner  # our own cache: used by our one worker thread only
+        #: the encoder reads at most this many characters of a text (None: all of it)
+        self.max_chars: int | None = getattr(embedder, "max_chars", None)
         self.embedder = CachedEmbedder(embedder, maxsize=cache_size) if cache_size else embedder
         self.dim = int(embedder.dim)
         self.window_s = float(window_s)

@@ -341,7 +341,8 @@ async def chat_completions(
     except ValueError:  # pragma: no cover - FastAPI parsed it already
         raise ServiceError(422, "the body must be JSON.", "invalid_request") from None
     # the text to route on: messages with text (tool calls and the like carry none); a
-    # conversation longer than the router takes is routed on its most recent part
+    # conversation longer than the router (or its encoder) reads is routed on its most
+    # recent part
     texts = [(m.role, _text(m.content)) for m in body.messages]
     texts = [(r, t) for r, t in texts if t.strip()]
     if not texts:
@@ -349,7 +350,10 @@ async def chat_completions(
             422, "the messages carry no text to route on; give at least one message with "
             "text content.", "invalid_request",
         )  # fmt: skip
-    messages = _tail(texts, state.router.max_prompt_chars)
+    limit = state.router.max_prompt_chars
+    if state.batcher is not None and state.batcher.max_chars:
+        limit = min(limit, state.batcher.max_chars)  # the encoder would read only the start
+    messages = _tail(texts, limit)
     count_text = "\n".join(t for _, t in texts)
     state.router.text_of(messages=messages)  # validates before anything is reserved
     if fixed is not None:
