@@ -478,7 +478,11 @@ def run(
                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
             )
         )
-        server.run()
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind
+            if server.started:
+                raise
         if not server.started:
             raise StartupRefused(
                 f"could not listen on {host}:{cfg.port} (is another process using the port?). "

@@ -227,3 +227,20 @@ def test_write_example_config_flag(tmp_path: Path) -> None:
     assert out.read_text() == example_config_text() and f"--config {out}" in res.output
     again = CliRunner().invoke(app, ["serve", "--write-example-config", str(out)])
     assert again.exit_code != 0 and "exists" in str(again.exception)
+
+
+def test_a_busy_port_is_a_clear_refusal(tmp_path: Path, monkeypatch) -> None:
+    import dataclasses
+    import socket
+
+    from cli.serve import run
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    cfg = config(tmp_path, SMALL.format(emb="hashing-32"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = dataclasses.replace(cfg, port=port, database_url=str(tmp_path / "r.db"))
+        with pytest.raises(StartupRefused, match=f"could not listen on 127.0.0.1:{port}"):
+            run(cfg, progress=False)
