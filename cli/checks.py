@@ -114,7 +114,9 @@ def policy_settings(
     return out, notes
 
 
-def check_fixed_models(names: Sequence[str], models: Sequence[str], *, where: str) -> None:
+def check_fixed_models(
+    names: Sequence[str], models: Sequence[str], *, where: str, flag: str = "--policy"
+) -> None:
     """``-p fixed:<model>`` must name one of ``models`` (``fixed:best`` and
     ``fixed:expensive`` are always fine); ``where`` says where the models come from.
 
@@ -129,7 +131,7 @@ def check_fixed_models(names: Sequence[str], models: Sequence[str], *, where: st
     ]
     if bad:
         raise usage(
-            "--policy",
+            flag,
             f"{', '.join(bad)} names no model of {where}; the models are: "
             f"{', '.join(models)} (or fixed:best, fixed:expensive).",
         )

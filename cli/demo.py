@@ -48,6 +48,12 @@ def demo(
 
     names = split_policies([policies])
     check_embedder(embedder)
+    from bandit_router.catalogue import DEMO_CATALOGUE
+    from cli.checks import check_fixed_models
+
+    check_fixed_models(
+        names, [m.name for m in DEMO_CATALOGUE], where="the demo catalogue", flag="--policies"
+    )
     store = None
     if save:
         from storage import open_store

@@ -219,28 +219,44 @@ def _tuned_specs(
     restrict_prepared(prepared, rest, embedder, progress=not quiet)
     prepared.notes.append(note)
     horizon = min(tuning.n, base.max_steps or prepared.problem.n)
-    best: dict[str, dict] = {}
+    from simulations.tune import on_edge, tune
+
+    # tuned under the budget the replay runs with (one tuning per budget fraction)
+    fractions = sorted({s.config.budget_fraction for s in specs}, key=lambda f: (f is None, f))
+    best: dict[tuple[str, float | None], dict] = {}
     for name in names:
         if name not in DEFAULT_GRIDS:
             prepared.notes.append(f"{name}: no tuning grid, run as given")
             continue
-        from simulations.tune import tune
-
-        best[name], _ = tune(
-            tuning,
-            name,
-            DEFAULT_GRIDS[name],
-            range(seed + 100, seed + 100 + tune_seeds),
-            base=replace(base, policy_kwargs=settings.get(name, {})),
-            max_steps=horizon,
-            workers=workers,
-        )
-        prepared.notes.append(f"{name}: tuned {best[name]} (grid {DEFAULT_GRIDS[name]})")
+        for frac in fractions:
+            best[name, frac], _ = tune(
+                tuning,
+                name,
+                DEFAULT_GRIDS[name],
+                range(seed + 100, seed + 100 + tune_seeds),
+                budget_fraction=frac,
+                base=replace(base, policy_kwargs=settings.get(name, {})),
+                max_steps=horizon,
+                workers=workers,
+            )
+            where = "no budget" if frac is None else f"budget fraction {frac:g}"
+            note = f"{name}: tuned {best[name, frac]} under {where} (grid {DEFAULT_GRIDS[name]})"
+            edge = on_edge(best[name, frac], DEFAULT_GRIDS[name])
+            if edge:
+                note += f"; on the grid's edge for {', '.join(edge)}: the optimum may lie outside"
+            prepared.notes.append(note)
     return [
         replace(
-            s, config=replace(s.config, policy_kwargs={**s.config.policy_kwargs, **best[s.policy]})
+            s,
+            config=replace(
+                s.config,
+                policy_kwargs={
+                    **s.config.policy_kwargs,
+                    **best[s.policy, s.config.budget_fraction],
+                },
+            ),
         )
-        if s.policy in best
+        if (s.policy, s.config.budget_fraction) in best
         else s
         for s in specs
     ]
@@ -329,7 +345,8 @@ def replay(
         None,
         "--tune-on",
         help="Tune each policy's hyper-parameters first (simulations/tune.py grids, best mean "
-        "reward without a budget) on rows that are not replayed: split:F (a seeded share F of "
+        "reward under the replay's budget fraction; a note says when the pick is on a "
+        "grid's edge) on rows that are not replayed: split:F (a seeded share F of "
         "TABLE, then not replayed), holdout (the --train rows the prior was not fitted on) or "
         "another outcome table. Rows repeating a replayed prompt are dropped.",
     ),

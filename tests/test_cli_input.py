@@ -174,6 +174,12 @@ def test_simulate_checks_env_and_fixed_models(monkeypatch, capsys):
     assert "--policy: fixed:arm9 names no model of the synthetic stream" in err
 
 
+def test_demo_checks_fixed_models_before_training(no_embedding, monkeypatch, capsys):
+    err = cli_error(["demo", "-n", "10", "--policies", "fixed:demo-huge"], monkeypatch, capsys)
+    assert "--policies: fixed:demo-huge names no model of the demo catalogue" in err
+    assert "demo-large" in err
+
+
 def test_warm_start_checks_before_embedding(tmp_path, no_embedding, monkeypatch, capsys):
     prefs = tmp_path / "prefs.csv"
     prefs.write_text("prompt,model_a,model_b,winner\nq,a,b,model_a\n")
