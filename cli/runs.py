@@ -237,6 +237,13 @@ def _load_curves(db: str | None, run_ids: Sequence[int], budgeted: bool):
         records = [store.runs.get(rid) for rid in dict.fromkeys(run_ids)]
         steps = store.runs.steps([r.id for r in records])
     column = "budgeted_regret" if budgeted else "cumulative_regret"
+    estimates = [r for r in records if r.kind == "evaluate"]
+    if estimates:
+        names = ", ".join(f"#{r.id}" for r in estimates)
+        raise NoCurveError(
+            f"run(s) {names} are off-policy estimates (`evaluate`), which have no regret "
+            f"curve; see them with `bandit-router runs show {estimates[0].id}`."
+        )
     have = {rid for rid, g in steps.groupby("run_id") if g[column].notna().any()}
     empty = [r for r in records if r.id not in have]
     if budgeted and empty:

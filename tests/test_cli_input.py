@@ -250,3 +250,17 @@ def test_floats_and_ints_round_trip_or_are_refused(alpha, every):
             parse_policy_options("linucb", items)
     else:
         assert parse_policy_options("linucb", items) == {"alpha": alpha, "refactor_every": every}
+
+
+def test_regret_of_an_evaluate_run_says_it_has_no_curve(tmp_path, monkeypatch, capsys):
+    from storage import open_store
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    store = open_store(db)
+    try:
+        run_id = store.runs.create("evaluate", "random", "log.jsonl", 0, params={})
+        store.runs.finish(run_id, {"estimates": {}})
+    finally:
+        store.close()
+    err = cli_error(["regret", "show", str(run_id), "--db", db], monkeypatch, capsys)
+    assert "are off-policy estimates (`evaluate`), which have no regret curve" in err
