@@ -4,12 +4,9 @@ worker functions that child processes run (they must be importable by name for `
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -216,17 +213,20 @@ def learner_step(router, current: dict, i: int) -> bool:
     return True
 
 
-def learner_main(url: str, n_events: int) -> None:
+def learner_main(url: str, n_events: int, ready=None) -> None:
     """A learner process: restore the router, then work through events 0..n-1 (the router
-    snapshots every 20 feedback). Prints "ready" once restored; the parent kills it."""
+    snapshots every 20 feedback). Says "ready" once restored (on ``ready``, a pipe end, or
+    stdout); the parent kills it at a random moment after that."""
     from storage import open_router_stores
 
     stores = open_router_stores(url)
     router, current = make_router(stores)
-    print("ready", flush=True)
+    if ready is not None:
+        ready.send("ready")
+    else:
+        print("ready", flush=True)
     for i in range(n_events):
         learner_step(router, current, i)
-    print("done", flush=True)
     stores.close()
 
 
@@ -238,15 +238,6 @@ def reference_router(n_events: int):
     for i in range(n_events):
         learner_step(router, current, i)
     return router
-
-
-@contextmanager
-def child_env() -> Iterator[dict[str, str]]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    yield env
 
 
 if __name__ == "__main__":  # the learner child: python tests/test_store_support.py URL N
