@@ -171,6 +171,25 @@ def emit(
             f"{s['best_single_mean_reward']:.3f}; most expensive model "
             f"{s['most_expensive_mean_reward']:.3f}"
         )
+        shown: set[float | None] = set()
+        for r in results:  # the hindsight references under each budget replayed
+            frac = r.params.get("config", {}).get("budget_fraction")
+            if frac in shown:
+                continue
+            shown.add(frac)
+            rs = r.summary
+            refs = [
+                f"{label} {rs[k]:.3f}"
+                for k, label in (
+                    ("lp_optimum_mean_reward", "per-query LP"),
+                    ("per_task_mix_mean_reward", "best allocation per task"),
+                    ("static_mix_mean_reward", "best context-free mix of models"),
+                )
+                if rs.get(k) is not None
+            ]
+            if refs:
+                b = "no budget" if frac is None else f"budget {frac:g}x"
+                typer.echo(f"in hindsight ({b}): " + "; ".join(refs))
     if save and ids:
         shown = ", ".join(str(i) for i in ids[:12]) + (" ..." if len(ids) > 12 else "")
         typer.echo(f"saved runs: {shown}  (bandit-router regret show {ids[0]} ...)")

@@ -421,6 +421,39 @@ def regret_show(
     typer.echo(chart)
     typer.echo("")
     typer.echo(_summary_table(records, steps, column))
+    for line in reference_lines(records):
+        typer.echo(line)
+
+
+_REFERENCES = (
+    ("lp_optimum_mean_reward", "per-query LP (sees every answer)"),
+    ("per_task_mix_mean_reward", "best allocation per task"),
+    ("static_mix_mean_reward", "best context-free mix of models"),
+    ("oracle_mean_reward", "per-query oracle, no budget"),
+)
+
+
+def reference_lines(records) -> list[str]:
+    """One line per dataset and budget: the hindsight references (mean reward per query)
+    stored in the runs' summaries (runs saved before they were added have fewer).
+
+    >>> from types import SimpleNamespace as NS
+    >>> r = NS(dataset="t", budget_fraction=0.25, summary={"static_mix_mean_reward": 0.61})
+    >>> reference_lines([r])
+    ['reference (t, budget 0.25x, in hindsight): best context-free mix of models 0.610']
+    """
+    out, seen = [], set()
+    for r in records:
+        key = (r.dataset, r.budget_fraction)
+        if key in seen:
+            continue
+        seen.add(key)
+        s = r.summary or {}
+        parts = [f"{label} {s[k]:.3f}" for k, label in _REFERENCES if s.get(k) is not None]
+        if parts:
+            b = "no budget" if r.budget_fraction is None else f"budget {r.budget_fraction:g}x"
+            out.append(f"reference ({r.dataset}, {b}, in hindsight): " + "; ".join(parts))
+    return out
 
 
 def write_png(

@@ -176,3 +176,67 @@ def aiq(
     grid = np.linspace(lo, hi, 2001)
     curve = np.interp(grid, hc, hq, left=hq[0], right=hq[-1])
     return float(np.trapezoid(curve, grid) / (hi - lo))
+
+
+def best_static_mix(
+    expected: np.ndarray,
+    costs: np.ndarray,
+    budget: float | None,
+    tasks: np.ndarray | None = None,
+) -> float:
+    """Mean reward per query of the best *context-free* mix of models under the budget, in
+    hindsight (per task with ``tasks``: the best allocation of models to each task).
+
+    Chooses shares ``p_ak >= 0`` of the queries of task ``a`` (one task without ``tasks``)
+    sent to model ``k``, ``sum_k p_ak <= 1`` (the rest unanswered, reward 0), to maximise
+    ``sum_a n_a sum_k p_ak rbar_ak`` subject to ``sum_a n_a sum_k p_ak cbar_ak <= budget``
+    (``rbar``, ``cbar``: the mean reward and cost of model ``k`` on task ``a``). Unlike the
+    hindsight LP (per query), a router can reach this with what it learns about models and
+    tasks, never about single queries: the reference line of a router that does not see
+    the query. ``budget`` None: no budget. ``expected``, ``costs`` ``(n, K)``; ``tasks``
+    ``(n,)``.
+
+    >>> e = np.array([[0.9, 0.5], [0.1, 0.5]])      # model 0 wins query 0, model 1 query 1
+    >>> c = np.array([[1.0, 0.1], [1.0, 0.1]])
+    >>> round(best_static_mix(e, c, None), 3), round(best_static_mix(e, c, 0.2), 3)
+    (0.5, 0.5)
+    >>> round(best_static_mix(e, c, None, tasks=np.array(["a", "b"])), 3)
+    0.7
+    """
+    from scipy.optimize import linprog
+
+    e = np.asarray(expected, dtype=np.float64)
+    c = np.asarray(costs, dtype=np.float64)
+    n, K = e.shape
+    if n == 0:
+        return float("nan")
+    labels = np.zeros(n, dtype=np.int64) if tasks is None else pd_codes(tasks)
+    T = int(labels.max()) + 1
+    R = np.zeros((T, K))
+    C = np.zeros((T, K))
+    for k in range(K):
+        R[:, k] = np.bincount(labels, weights=e[:, k], minlength=T)
+        C[:, k] = np.bincount(labels, weights=c[:, k], minlength=T)
+    if budget is None:
+        return float(R.max(axis=1).sum() / n)
+    rows = np.zeros((T, T * K))  # one share per task and model; at most 1 per task
+    for a in range(T):
+        rows[a, a * K : (a + 1) * K] = 1.0
+    A = np.vstack([rows, C.reshape(1, -1)])
+    b = np.append(np.ones(T), float(budget))
+    res = linprog(-R.ravel(), A_ub=A, b_ub=b, bounds=(0, None), method="highs")
+    if not res.success:  # pragma: no cover - the LP is always feasible (p = 0)
+        raise InvalidInputError(f"the hindsight mix LP failed: {res.message}")
+    return float(-res.fun / n)
+
+
+def pd_codes(values: np.ndarray) -> np.ndarray:
+    """Integer codes ``(n,)`` of arbitrary labels, in order of first appearance.
+
+    >>> pd_codes(np.array(["b", "a", "b"], dtype=object)).tolist()
+    [0, 1, 0]
+    """
+    _, first, inv = np.unique(np.asarray(values, dtype=str), return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[inv]

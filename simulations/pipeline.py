@@ -164,6 +164,7 @@ def json_record(result: RunResult, run_id: int | None = None) -> dict[str, Any]:
         "unanswered": s["unanswered"],
         "allocator": s.get("allocator"),
         "model_share": s["model_share"],
+        "hyperparameters": dict(cfg.get("policy_kwargs") or {}),
         "run_id": run_id,
     }
     return {k: _plain(v) for k, v in rec.items()}

@@ -729,4 +729,14 @@ def summarize(
     if lp_opt is not None:
         out["lp_optimum_mean_reward"] = lp_opt / max(n, 1)
         out["budgeted_regret"] = float(lp_opt - reward.sum())
+    # reference lines a router can reach: the best context-free mix of models under the
+    # budget in hindsight, and the best allocation per task where the table has tasks
+    total_budget = float(budgets.sum()) if budgets is not None else None
+    if n:
+        out["static_mix_mean_reward"] = metrics.best_static_mix(exp, costs, total_budget)
+        tasks = problem.tasks[order]
+        if len(set(map(str, tasks))) > 1:
+            out["per_task_mix_mean_reward"] = metrics.best_static_mix(
+                exp, costs, total_budget, tasks=tasks
+            )
     return out

@@ -14,9 +14,9 @@ Ties go to the first grid point in grid order, so the answer is deterministic.
 >>> import numpy as np
 >>> from simulations.replay import Problem
 >>> p = Problem.from_arrays(np.ones((60, 1)), np.tile([0.2, 0.8], (60, 1)), np.ones((60, 2)))
->>> best, table = tune(p, "linucb", {"alpha": [0.0, 1.0]}, seeds=[0, 1])  # greedy gets stuck
->>> best, table["mean_reward"].round(2).tolist()
-({'alpha': 1.0}, [0.2, 0.79])
+>>> best, table = tune(p, "linucb", {"alpha": [0.0, 1.0]}, seeds=[0, 1])
+>>> best, table["mean_reward"].round(2).tolist()  # untried arms start mid-range: both tried
+({'alpha': 0.0}, [0.79, 0.78])
 """
 
 from __future__ import annotations
@@ -36,12 +36,29 @@ from simulations.sweep import RunSpec, run_sweep
 
 #: the tuning grids of the figure script (small: two cores); every policy tuned alike
 DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
-    "linucb": {"alpha": [0.1, 0.3, 1.0]},
-    "pilot": {"alpha": [0.1, 0.3, 1.0], "prior_scale": [1, 4, 16]},
-    "lints": {"v": [0.1, 0.25, 0.5]},
-    "pilot-ts": {"v": [0.1, 0.25, 0.5], "prior_scale": [1, 4, 16]},
-    "epsilon-greedy": {"epsilon": [0.05, 0.1, 0.2]},
+    "linucb": {"alpha": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]},
+    "pilot": {"alpha": [0.01, 0.03, 0.1, 0.3, 1.0], "prior_scale": [0.25, 1, 4, 16, 64, 256]},
+    "lints": {"v": [0.03, 0.1, 0.25, 0.5, 1.0]},
+    "pilot-ts": {"v": [0.03, 0.1, 0.25, 0.5, 1.0], "prior_scale": [0.25, 1, 4, 16, 64, 256]},
+    "epsilon-greedy": {"epsilon": [0.01, 0.03, 0.1, 0.2, 0.4]},
 }
+
+
+def on_edge(best: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> list[str]:
+    """The numeric grid keys whose chosen value is the grid's smallest or largest (the
+    optimum may lie outside the grid: widen it), in grid order.
+
+    >>> on_edge({"alpha": 0.1, "prior_scale": 16}, {"alpha": [0.1, 1.0], "prior_scale": [1, 16]})
+    ['alpha', 'prior_scale']
+    >>> on_edge({"alpha": 0.3}, {"alpha": [0.1, 0.3, 1.0]})
+    []
+    """
+    out = []
+    for key, vals in grid.items():
+        nums = [v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(nums) > 1 and key in best and best[key] in (min(nums), max(nums)):
+            out.append(key)
+    return out
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:

@@ -113,7 +113,8 @@ def test_first_estimate_is_the_prior(stream):
 def test_policy_updates_use_the_cached_projection_correctly():
     """decide() then update() with the same array takes the cached A^-1 x; a changed array must not."""
     rng = np.random.default_rng(0)
-    pol = LinUCB(["a", "b"], 4, seed=0)
+    # reward range centred on 0: the prior-free policy learns the raw reward (no offset)
+    pol = LinUCB(["a", "b"], 4, seed=0, reward_range=(-1.0, 1.0))
     ref = RidgeArms(2, 4, np.ones(2), np.zeros((2, 4)))
     for i in range(200):
         x = rng.normal(size=4)
@@ -128,7 +129,7 @@ def test_policy_updates_use_the_cached_projection_correctly():
 def test_thompson_draw_matches_the_posterior_law():
     """The 1-d shortcut and the Cholesky draw sample the same distribution of x' theta."""
     rng = np.random.default_rng(1)
-    pol = LinTS(["a"], 3, v=0.7, seed=4)
+    pol = LinTS(["a"], 3, v=0.7, seed=4, reward_range=(-1.0, 1.0))  # no offset
     for _ in range(20):
         x = rng.normal(size=3)
         pol.update("a", x, float(rng.random()))

@@ -43,14 +43,15 @@ def test_returns_the_grid_point_with_the_best_mean_reward():
 
 
 def test_a_clearly_better_setting_wins():
-    # two arms, arm1 always better: greedy (alpha 0) locks on arm0 (first tie), alpha 1 finds arm1
+    # two arms, arm1 always better: greedy (alpha 0) locks on arm0 (first tie; its 0.6 beats
+    # the untried arm's starting estimate, the middle of the reward range), alpha 1 finds arm1
     n = 200
     from simulations.replay import Problem
 
-    p = Problem.from_arrays(np.ones((n, 1)), np.tile([0.2, 0.8], (n, 1)), np.ones((n, 2)))
+    p = Problem.from_arrays(np.ones((n, 1)), np.tile([0.6, 0.95], (n, 1)), np.ones((n, 2)))
     best, table = tune(p, "linucb", {"alpha": [0.0, 1.0]}, seeds=[0, 1])
     assert best == {"alpha": 1.0}
-    assert table.mean_reward.iloc[1] > table.mean_reward.iloc[0] + 0.4
+    assert table.mean_reward.iloc[1] > table.mean_reward.iloc[0] + 0.25
 
 
 def test_prior_scale_is_tuned_for_prior_policies():
@@ -120,7 +121,7 @@ def test_default_grids_are_valid_and_small():
     p = _problem(n=20, prior=True)
     for policy, grid in DEFAULT_GRIDS.items():
         points = grid_points(grid)
-        assert 1 <= len(points) <= 9
+        assert 1 <= len(points) <= 36  # wide enough that the optimum is inside (issue 12)
         for point in points:
             build_policy(p, policy, 0, **point)
 

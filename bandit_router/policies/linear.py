@@ -45,7 +45,9 @@ class LinearPolicy(Policy):
     Parameters
     ----------
     ridge
-        Strength of the default prior ``N(0, I / ridge)`` of arms without a prior.
+        Strength of the default prior ``N(0, I / ridge)`` of arms without a prior. Without
+        any prior the arms learn ``reward - m`` (``m`` the middle of ``reward_range``), so
+        an arm without data is estimated at ``m``.
     priors
         Optional ``{arm: ArmPrior}`` (or ``{arm: {"theta0": [...], "strength": s}}``, the
         JSON form ``config()`` gives). Arms missing from it start from the pooled mean of
@@ -61,7 +63,8 @@ class LinearPolicy(Policy):
         ``drift_boost_steps`` updates after a detected change.
     trust
         Adaptive trust in the prior (on by default for ``pilot`` / ``pilot-ts``): every
-        ``trust_every`` updates of an arm, the strength ``lambda`` in ``[ridge, lambda_0]``
+        ``trust_every`` updates of an arm, the strength ``lambda`` in ``[trust_floor,
+        lambda_0]``
         under which the arm's own observations are most likely is found (the profile
         likelihood of the prior's residuals ``r - x' theta0`` under ``N(0, sigma^2 (I +
         X X' / lambda))``, ``sigma^2`` profiled out; ``lambda_0`` is the prior's strength),
@@ -88,6 +91,7 @@ class LinearPolicy(Policy):
         trust: bool = False,
         trust_every: int = 10,
         trust_margin: float = 3.0,
+        trust_floor: float = 1.0,
         reward_range: tuple[float, float] = (0.0, 1.0),
         seed: int | None = None,
     ) -> None:
@@ -99,6 +103,9 @@ class LinearPolicy(Policy):
         self.trust = bool(trust)
         self.trust_every = int(trust_every)
         self.trust_margin = float(trust_margin)
+        if not trust_floor > 0:
+            raise ConfigurationError(f"trust_floor must be positive, got {trust_floor}.")
+        self.trust_floor = float(trust_floor)
         if not ridge > 0:
             raise ConfigurationError(f"ridge must be positive, got {ridge}.")
         if not 0.0 < forgetting <= 1.0:
@@ -118,6 +125,12 @@ class LinearPolicy(Policy):
         self.watch = DriftWatch(drift_delta, drift_boost, drift_boost_steps) if drift else None
         priors = {str(a): ArmPrior.coerce(p) for a, p in (priors or {}).items()}
         strength, theta0 = self._initial_priors(priors)
+        # Without priors every arm learns the reward minus the middle of the reward range,
+        # so an arm without data is estimated at that middle, not at the range's bottom: an
+        # estimate of 0 for every untried model made low-alpha LinUCB under a budget lock
+        # onto the fallback (the cheapest model), as no untried model cleared its price.
+        lo, hi = self.reward_range
+        self._offset = 0.0 if priors else 0.5 * (float(lo) + float(hi))
         self.state = ridge_arms(
             self.n_arms, self.dim, strength, theta0, self.forgetting, self.refactor_every
         )
@@ -127,6 +140,7 @@ class LinearPolicy(Policy):
         self._trust_yy = np.zeros(self.n_arms)
         self._trust_n = np.zeros(self.n_arms)
         self._trust_since = np.zeros(self.n_arms, dtype=np.int64)
+        self._trust_scale = 1.0  # the joint test's scale on every arm's starting strength
         self.trust_events = 0
         # (x, x bytes, A_inv x per arm, theta'x, x'A_inv x) of the last scoring call
         self._cache: tuple | None = None
@@ -203,19 +217,45 @@ class LinearPolicy(Policy):
         return -0.5 * n * np.log(quad / n) - 0.5 * np.sum(np.log1p(e / L), axis=1)
 
     def _check_trust(self, k: int) -> None:
+        """Arm ``k``'s own test, then the joint one of one scale on every arm's strength
+        (a prior is one model of all arms: evidence against it on the arms that were tried
+        also lowers it on those not tried yet, which otherwise would never be corrected)."""
         self._trust_since[k] = 0
         lam0 = float(self._lambda0[k])
-        floor = min(self.ridge, lam0)
-        if lam0 <= floor:
+        floor = min(self.trust_floor, lam0)
+        if lam0 > floor:
+            cur = float(self.state.strength[k])
+            grid = np.append(np.geomspace(floor, lam0, 25), cur)
+            ll = self._trust_evidence(k, grid)
+            if ll is not None:
+                i = int(ll[:-1].argmax())
+                if ll[i] - ll[-1] > self.trust_margin and grid[i] != cur:
+                    self.state.set_strength(k, float(grid[i]))
+                    self.trust_events += 1
+        self._check_trust_jointly()
+
+    def _check_trust_jointly(self) -> None:
+        lam0 = self._lambda0
+        floors = np.minimum(self.trust_floor, lam0)
+        ratio = float((floors / lam0).min()) if len(lam0) else 1.0
+        if ratio >= 1.0:
             return
-        cur = float(self.state.strength[k])
-        grid = np.append(np.geomspace(floor, lam0, 25), cur)
-        ll = self._trust_evidence(k, grid)
-        if ll is None:
+        scales = np.append(np.geomspace(ratio, 1.0, 25), self._trust_scale)
+        total = np.zeros(len(scales))
+        used = 0
+        for j in range(self.n_arms):
+            ll = self._trust_evidence(j, np.maximum(floors[j], scales * lam0[j]))
+            if ll is not None:
+                total += ll
+                used += 1
+        if used == 0:
             return
-        i = int(ll[:-1].argmax())
-        if ll[i] - ll[-1] > self.trust_margin and grid[i] != cur:
-            self.state.set_strength(k, float(grid[i]))
+        i = int(total[:-1].argmax())
+        if total[i] - total[-1] > self.trust_margin and scales[i] < self._trust_scale:
+            self._trust_scale = float(scales[i])
+            target = np.maximum(floors, self._trust_scale * lam0)
+            for j in np.flatnonzero(self.state.strength > target * (1 + 1e-12)):
+                self.state.set_strength(int(j), float(target[j]))
             self.trust_events += 1
 
     # ---- scoring --------------------------------------------------------------------
@@ -227,13 +267,15 @@ class LinearPolicy(Policy):
         x = self.check_context(x)
         mean, var, U = self.state.mean_and_variance(x)
         self._cache = (x, x.tobytes(), U, mean, var)
+        if self._offset:
+            mean = mean + self._offset
         width = np.maximum(var, 0.0)  # a copy: var stays cached for the update
         return mean, np.sqrt(width, out=width)
 
     # ---- learning -------------------------------------------------------------------
     def update(self, arm: str, x: np.ndarray, reward: float) -> None:
         k = self.arm_index(arm)
-        r = self.check_reward(reward)
+        r = self.check_reward(reward) - self._offset
         if self.trust:
             g = 1.0
             if self.forgetting < 1.0:  # the data's discount once this event is counted
@@ -288,6 +330,7 @@ class LinearPolicy(Policy):
             trust=self.trust,
             trust_every=self.trust_every,
             trust_margin=self.trust_margin,
+            trust_floor=self.trust_floor,
             priors=self.prior_config(),
         )
         return cfg
@@ -314,6 +357,7 @@ class LinearPolicy(Policy):
             arrays["trust_yy"] = self._trust_yy
             arrays["trust_n"] = self._trust_n
             arrays["trust_since"] = self._trust_since
+            arrays["trust_scale"] = np.array(self._trust_scale)
         arrays["lambda0"] = self._lambda0
         return arrays
 
@@ -335,6 +379,7 @@ class LinearPolicy(Policy):
             self._trust_yy = np.array(arrays["trust_yy"], dtype=np.float64)
             self._trust_n = np.array(arrays["trust_n"], dtype=np.float64)
             self._trust_since = np.array(arrays["trust_since"], dtype=np.int64)
+            self._trust_scale = float(arrays.get("trust_scale", 1.0))
         else:  # a state saved without the statistics: arms with data are not re-checked
             self._trust_yy = np.where(self.state.counts > 0, np.nan, 0.0)
             self._trust_n = np.zeros(K)
