@@ -121,14 +121,19 @@ def close(stores: Stores) -> None:
 # ---- child processes --------------------------------------------------------------------
 
 
-def reserve_worker(url: str, worker: int, threads: int, attempts: int, cost: float) -> int:
+def reserve_worker(
+    url: str, worker: int, threads: int, attempts: int, cost: float, start=None
+) -> int:
     """Record ``threads x attempts`` decisions of user "shared" from threads; returns how
-    many were admitted (the rest must be refused with ``BudgetExhaustedError``)."""
+    many were admitted (the rest must be refused with ``BudgetExhaustedError``). ``start``:
+    a barrier shared by the worker processes (all of them run at once)."""
     import threading
 
     from storage import open_router_stores
 
     stores = open_router_stores(url)
+    if start is not None:
+        start.wait(120)
     admitted = [0] * threads
     errors: list[BaseException] = []
     barrier = threading.Barrier(threads)
