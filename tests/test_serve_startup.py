@@ -244,3 +244,19 @@ def test_a_busy_port_is_a_clear_refusal(tmp_path: Path, monkeypatch) -> None:
         cfg = dataclasses.replace(cfg, port=port, database_url=str(tmp_path / "r.db"))
         with pytest.raises(StartupRefused, match=f"could not listen on 127.0.0.1:{port}"):
             run(cfg, progress=False)
+
+
+def test_an_older_snapshot_without_embedder_is_checked_by_its_dimension(tmp_path: Path) -> None:
+    """Snapshots written before they named their embedder: the context size still decides."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_router_stores(url) as stores:
+        router = build_router(config(tmp_path, SMALL.format(emb="hashing-32")), stores)
+        snap = router.snapshot()
+        meta = {k: v for k, v in snap.meta.items() if not k.startswith(("embedder", "prior"))}
+        stores.snapshots.save(snap.blob, snap.last_feedback_id, meta)
+    other = config(tmp_path, SMALL.format(emb="hashing-64"), "other.yaml")
+    with open_router_stores(url) as stores, pytest.raises(StartupRefused) as info:
+        build_router(other, stores, progress=False)
+    msg = str(info.value)
+    assert "does not fit this configuration" in msg and "33-d" in msg and "65-d" in msg
+    assert f"{tmp_path / 'other.yaml'}, line 1" in msg
