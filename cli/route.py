@@ -30,8 +30,8 @@ CONFIG_HELP = (
 
 
 def register(app: typer.Typer) -> None:
-    app.command("route", help=route.__doc__)(route)
-    app.command("feedback", help=feedback.__doc__)(feedback)
+    app.command("route")(route)
+    app.command("feedback")(feedback)
 
 
 def config_option() -> Any:

@@ -49,7 +49,7 @@ def add(
     config: Path | None = config_option(),
     db: str | None = db_option(),
 ) -> None:
-    """Add a user (or replace one's budget); without --budget the config's default applies.
+    """Add a user with a budget; without --budget the config's default budget applies.
 
     Example:
 
