@@ -41,8 +41,7 @@ def add(
     config: Path | None = config_option(),
     db: str | None = db_option(),
 ) -> None:
-    """Add a model (or bring a retired one back); it starts from the prior if the prior
-    knows it, else from the pooled mean of the other models.
+    """Add a model (or bring a retired one back); it starts from the prior if the prior knows it, else from the pooled mean of the other models.
 
     Example:
 

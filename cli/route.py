@@ -104,10 +104,7 @@ def route(
 ) -> None:
     """Pick a model for one prompt under the user's budget and record the decision.
 
-    Prints the model, the decision id (give it to `bandit-router feedback`), the estimated
-    cost, the propensity and what is left of the budget. When no model may be called
-    (budget exhausted, or --allowed / --max-cost exclude all), it says why for every model
-    and exits with code 1.
+    Prints the model, the decision id (give it to `bandit-router feedback`), the estimated cost, the propensity and what is left of the budget. When no model may be called (budget exhausted, or --allowed / --max-cost exclude all), it says why for every model and exits with code 1.
 
     Example:
 
@@ -160,9 +157,7 @@ def feedback(
 ) -> None:
     """Tell the router how good a routed answer was; it learns and settles the cost.
 
-    The cost is --cost, else --input-tokens/--output-tokens times the model's prices, else
-    the estimate. The same feedback twice is accepted once; different feedback on the same
-    decision, an unknown decision or one whose wait time is over is an error.
+    The cost is --cost, else --input-tokens/--output-tokens times the model's prices, else the estimate. The same feedback twice is accepted once; different feedback on the same decision, an unknown decision or one whose wait time is over is an error.
 
     Example:
 
