@@ -619,3 +619,24 @@ def test_a_chat_is_routed_on_the_part_the_encoder_reads_its_end():
         r = c.post("/v1/chat/completions", json={"model": "router", "messages": turns}, headers=h)
     assert r.status_code == 200
     assert emb.texts[-1].endswith("\nthe latest question?") and len(emb.texts[-1]) <= 40
+
+
+def test_batching_embedder_survives_a_bad_batch_and_a_failing_callback():
+    class Short(_Counting):
+        def embed(self, texts):
+            out = super().embed(texts)
+            return out[:-1] if len(texts) > 1 else out
+
+    def boom(n, s):
+        raise RuntimeError("metrics down")
+
+    async def main():
+        b = BatchingEmbedder(Short(), window_s=0.05, max_batch=8, cache_size=0, on_batch=boom)
+        bad = await asyncio.gather(b.embed("a"), b.embed("bb"), return_exceptions=True)
+        good = await b.embed("ccc")  # the worker still serves
+        await b.aclose()
+        return bad, good
+
+    bad, good = asyncio.run(main())
+    assert all("expected (2, 4)" in str(e) for e in bad)
+    assert good[0] == 3.0

@@ -20,6 +20,7 @@ One batch is in flight at a time, so the (not thread-safe) cache is used by one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ import anyio.to_thread
 import numpy as np
 
 from bandit_router.embeddings.cache import CachedEmbedder
+from bandit_router.errors import EmbedderError
 
 
 class BatchingEmbedder:
@@ -106,18 +108,29 @@ class BatchingEmbedder:
             t0 = time.perf_counter()
             try:
                 vecs = await anyio.to_thread.run_sync(self.embedder.embed, [t for t, _ in live])
-            except Exception as exc:  # every waiter gets the error
+                vecs = np.asarray(vecs, dtype=np.float64)
+                if vecs.shape != (len(live), self.dim):
+                    raise EmbedderError(
+                        f"the embedder returned shape {vecs.shape} for {len(live)} texts, "
+                        f"expected ({len(live)}, {self.dim})."
+                    )
+            except Exception as exc:  # every waiter gets the error; the worker lives on
                 for _, f in live:
                     if not f.done():
                         f.set_exception(exc)
                 continue
+            except asyncio.CancelledError:
+                for _, f in live:
+                    f.cancel()
+                raise
             self.batches += 1
             self.texts += len(live)
-            if self.on_batch is not None:
-                self.on_batch(len(live), time.perf_counter() - t0)
             for (_, f), v in zip(live, vecs, strict=True):
                 if not f.done():
-                    f.set_result(np.asarray(v, dtype=np.float64))
+                    f.set_result(v)
+            if self.on_batch is not None:
+                with contextlib.suppress(Exception):  # metrics never break embedding
+                    self.on_batch(len(live), time.perf_counter() - t0)
 
     async def aclose(self) -> None:
         """Stop the worker (pending callers get ``CancelledError``)."""
