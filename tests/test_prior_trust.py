@@ -133,3 +133,59 @@ def test_tuning_flags_a_pick_on_the_grid_edge():
     assert on_edge(best, grid) == (["alpha"] if best["alpha"] in (0.0, 1.0) else [])
     assert on_edge({"alpha": 0.5}, grid) == []
     assert on_edge({"alpha": 1.0}, grid) == ["alpha"]
+
+
+@pytest.mark.parametrize("forgetting", [1.0, 0.99])
+def test_lowered_trust_survives_the_state_round_trip(forgetting):
+    from bandit_router.policies.state import load_state
+
+    env = LinearEnvironment(n_arms=4, dim=6, spread=0.4, seed=0)
+    arms = [f"m{k}" for k in range(4)]
+    pol = make_policy("pilot", arms, dim=6, seed=0, priors=_priors(0, True), forgetting=forgetting)
+    rng = np.random.default_rng(5)
+    _stream(pol, env, 300, rng)
+    assert pol.trust_events > 0 and (pol.prior_strengths() < 200.0).any()
+    back = load_state(pol.get_state())
+    assert back.config() == pol.config()  # the priors keep their starting strength
+    assert back.config()["priors"]["m0"]["strength"] == 200.0
+    np.testing.assert_array_equal(back.prior_strengths(), pol.prior_strengths())
+    for _ in range(60):
+        s = env.step()
+        a, b = pol.decide(s.x), back.decide(s.x)
+        assert a.arm == b.arm
+        np.testing.assert_allclose(a.scores.value, b.scores.value, rtol=0, atol=1e-12)
+        r = float(rng.random() < s.expected[a.index])
+        pol.update(a.arm, s.x, r)
+        back.update(b.arm, s.x, r)
+    np.testing.assert_array_equal(back.prior_strengths(), pol.prior_strengths())
+
+
+def test_outcome_priors_record_how_their_strength_was_chosen(tmp_path):
+    import pandas as pd
+
+    from bandit_router.embeddings import make_embedder
+    from bandit_router.warm_start import train_prior_from_outcomes
+    from bandit_router.warm_start.artifact import PriorArtifact
+
+    rng = np.random.default_rng(0)
+    kinds = rng.integers(0, 2, size=120)
+    df = pd.DataFrame(
+        {
+            "prompt": [f"task {i} {'code' if k else 'poem'}" for i, k in enumerate(kinds)],
+            "coder": (rng.random(120) < np.where(kinds, 0.9, 0.2)).astype(float),
+            "writer": (rng.random(120) < np.where(kinds, 0.3, 0.8)).astype(float),
+        }
+    )
+    art = train_prior_from_outcomes(df, make_embedder("hashing-32"), dim=4, progress=False)
+    info = art.calibration["strength"]
+    assert info["method"] == "empirical-bayes"
+    assert set(info["noise_var"]) == {"coder", "writer"}
+    assert all(0 < v <= info["cap"][m] for m, v in art.strengths().items())
+    assert art.strength_method().startswith("empirical-bayes")
+    path = art.save(tmp_path / "p.npz")
+    assert PriorArtifact.load(path).strengths() == art.strengths()
+    # an artifact from before: no record, its stored lambda is used as it is
+    old = PriorArtifact.load(path)
+    old.calibration = {"method": "shared", "strength_rule": "lambda_a = 10 * clip(...)"}
+    assert "used as stored" in old.strength_method()
+    assert old.priors(["coder"])["coder"].strength == art.strengths()["coder"]

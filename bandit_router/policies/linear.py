@@ -68,10 +68,13 @@ class LinearPolicy(Policy):
         under which the arm's own observations are most likely is found (the profile
         likelihood of the prior's residuals ``r - x' theta0`` under ``N(0, sigma^2 (I +
         X X' / lambda))``, ``sigma^2`` profiled out; ``lambda_0`` is the prior's strength),
-        and the arm's prior strength is set to it exactly (``set_strength``) when it beats
-        the current one by more than ``trust_margin`` nats (a likelihood-ratio test). A
-        wrong prior (another workload, a model that changed) so loses its weight and the
-        arm learns like one without prior; a right one keeps it.
+        and the arm's prior strength is lowered to it exactly (``set_strength``) when it
+        beats the current one by more than ``trust_margin`` nats, but only once the prior
+        has predicted the arm's rewards worse than the arm's running mean would have (a
+        prequential test at ``trust_z`` standard errors: a Gaussian likelihood alone also
+        rejects right priors on 0/1 rewards). The same is done jointly with one scale on
+        every arm's strength. A wrong prior (another workload, a model that changed) so
+        loses its weight and the arms learn like ones without prior; a right one keeps it.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class LinearPolicy(Policy):
         trust_every: int = 10,
         trust_margin: float = 3.0,
         trust_floor: float = 1.0,
+        trust_z: float = 3.0,
         reward_range: tuple[float, float] = (0.0, 1.0),
         seed: int | None = None,
     ) -> None:
@@ -106,6 +110,9 @@ class LinearPolicy(Policy):
         if not trust_floor > 0:
             raise ConfigurationError(f"trust_floor must be positive, got {trust_floor}.")
         self.trust_floor = float(trust_floor)
+        if not trust_z >= 0:
+            raise ConfigurationError(f"trust_z must be >= 0, got {trust_z}.")
+        self.trust_z = float(trust_z)
         if not ridge > 0:
             raise ConfigurationError(f"ridge must be positive, got {ridge}.")
         if not 0.0 < forgetting <= 1.0:
@@ -140,6 +147,9 @@ class LinearPolicy(Policy):
         self._trust_yy = np.zeros(self.n_arms)
         self._trust_n = np.zeros(self.n_arms)
         self._trust_since = np.zeros(self.n_arms, dtype=np.int64)
+        # prequential test per arm: (discounted) sum of rewards, and of the differences
+        # d = (r - x' theta0)^2 - (r - running mean)^2 and d^2, ``(K, 3)``
+        self._trust_pq = np.zeros((self.n_arms, 3))
         self._trust_scale = 1.0  # the joint test's scale on every arm's starting strength
         self.trust_events = 0
         # (x, x bytes, A_inv x per arm, theta'x, x'A_inv x) of the last scoring call
@@ -185,12 +195,14 @@ class LinearPolicy(Policy):
         self._trust_yy = np.append(self._trust_yy, 0.0)
         self._trust_n = np.append(self._trust_n, 0.0)
         self._trust_since = np.append(self._trust_since, 0)
+        self._trust_pq = np.vstack([self._trust_pq, np.zeros((1, 3))])
         self._cache = None
 
     def _remove_arm_state(self, k: int) -> None:
         self.state.remove(k)
         for name in ("_lambda0", "_trust_yy", "_trust_n", "_trust_since"):
             setattr(self, name, np.delete(getattr(self, name), k))
+        self._trust_pq = np.delete(self._trust_pq, k, axis=0)
         self._cache = None
 
     # ---- adaptive trust in the prior ------------------------------------------------
@@ -216,20 +228,33 @@ class LinearPolicy(Policy):
         quad = np.maximum(rr - np.sum(z2 / (L + e), axis=1), 1e-12 * max(rr, 1e-300))
         return -0.5 * n * np.log(quad / n) - 0.5 * np.sum(np.log1p(e / L), axis=1)
 
+    def _prior_worse(self, rows: np.ndarray) -> bool:
+        """The prequential test: over the arms ``rows``, has the prior predicted the
+        observed rewards worse than each arm's running mean (a predictor with no prior and
+        no context), by more than ``trust_z`` standard errors?"""
+        n = self._trust_n[rows]
+        if n.sum() < 10.0:
+            return False
+        d, d2 = self._trust_pq[rows, 1], self._trust_pq[rows, 2]
+        var = float(np.sum(d2 - np.where(n > 0, d * d / np.maximum(n, 1e-300), 0.0)))
+        return float(d.sum()) > self.trust_z * np.sqrt(max(var, 1e-300))
+
     def _check_trust(self, k: int) -> None:
         """Arm ``k``'s own test, then the joint one of one scale on every arm's strength
         (a prior is one model of all arms: evidence against it on the arms that were tried
-        also lowers it on those not tried yet, which otherwise would never be corrected)."""
+        also lowers it on those not tried yet, which otherwise would never be corrected).
+        Strengths are only changed when the prior predicts worse than no prior would
+        (``_prior_worse``), and then to the most likely one below the current."""
         self._trust_since[k] = 0
         lam0 = float(self._lambda0[k])
         floor = min(self.trust_floor, lam0)
-        if lam0 > floor:
+        if lam0 > floor and self._prior_worse(np.array([k])):
             cur = float(self.state.strength[k])
             grid = np.append(np.geomspace(floor, lam0, 25), cur)
             ll = self._trust_evidence(k, grid)
             if ll is not None:
                 i = int(ll[:-1].argmax())
-                if ll[i] - ll[-1] > self.trust_margin and grid[i] != cur:
+                if ll[i] - ll[-1] > self.trust_margin and grid[i] < cur:
                     self.state.set_strength(k, float(grid[i]))
                     self.trust_events += 1
         self._check_trust_jointly()
@@ -238,7 +263,7 @@ class LinearPolicy(Policy):
         lam0 = self._lambda0
         floors = np.minimum(self.trust_floor, lam0)
         ratio = float((floors / lam0).min()) if len(lam0) else 1.0
-        if ratio >= 1.0:
+        if ratio >= 1.0 or not self._prior_worse(np.arange(self.n_arms)):
             return
         scales = np.append(np.geomspace(ratio, 1.0, 25), self._trust_scale)
         total = np.zeros(len(scales))
@@ -280,8 +305,15 @@ class LinearPolicy(Policy):
             g = 1.0
             if self.forgetting < 1.0:  # the data's discount once this event is counted
                 g = float(self.state.pending_discount()[k]) * self.forgetting
+            n_k = self._trust_n[k]
+            pq = self._trust_pq[k]
+            m = pq[0] / n_k if n_k > 0 else 0.5 * sum(self.reward_range) - self._offset
+            pred0 = float(self.state.theta0[k] @ x)
+            dd = (r - pred0) ** 2 - (r - m) ** 2
+            pq *= g
+            pq += (r, dd, dd * dd)
             self._trust_yy[k] = g * self._trust_yy[k] + r * r
-            self._trust_n[k] = g * self._trust_n[k] + 1.0
+            self._trust_n[k] = g * n_k + 1.0
             self._trust_since[k] += 1
         cache = self._cache
         if cache is not None and x is cache[0] and x.tobytes() == cache[1]:
@@ -331,6 +363,7 @@ class LinearPolicy(Policy):
             trust_every=self.trust_every,
             trust_margin=self.trust_margin,
             trust_floor=self.trust_floor,
+            trust_z=self.trust_z,
             priors=self.prior_config(),
         )
         return cfg
@@ -358,6 +391,7 @@ class LinearPolicy(Policy):
             arrays["trust_n"] = self._trust_n
             arrays["trust_since"] = self._trust_since
             arrays["trust_scale"] = np.array(self._trust_scale)
+            arrays["trust_pq"] = self._trust_pq
         arrays["lambda0"] = self._lambda0
         return arrays
 
@@ -380,10 +414,17 @@ class LinearPolicy(Policy):
             self._trust_n = np.array(arrays["trust_n"], dtype=np.float64)
             self._trust_since = np.array(arrays["trust_since"], dtype=np.int64)
             self._trust_scale = float(arrays.get("trust_scale", 1.0))
+            pq = arrays.get("trust_pq")
+            self._trust_pq = (
+                np.array(pq, dtype=np.float64)
+                if pq is not None and pq.shape == (K, 3)
+                else np.zeros((K, 3))
+            )
         else:  # a state saved without the statistics: arms with data are not re-checked
             self._trust_yy = np.where(self.state.counts > 0, np.nan, 0.0)
             self._trust_n = np.zeros(K)
             self._trust_since = np.zeros(K, dtype=np.int64)
+            self._trust_pq = np.zeros((K, 3))
         if self.drift:
             self.watch = pickle.loads(arrays["drift_watch"].tobytes())  # our own checksummed blob
         self._cache = None
