@@ -208,11 +208,12 @@ def main() -> None:
                 f"{100 * s['reward'] / s['dearest']:.1f}% | {s['cost']:.3f} ({s['max_cost']:.3f})"
                 f" | {s['regret']:.1f} ± {s['regret_sd']:.1f} |"
             )
+        task = "" if not np.isfinite(s0["task"]) else f"best allocation per task {s0['task']:.4f}; "
         lines += [
             "",
             f"In hindsight, same budget (mean reward per query): per-query LP {s0['lp']:.4f}; "
-            f"best allocation per task {s0['task']:.4f}; best context-free mix of models "
-            f"{s0['mix']:.4f}; dearest model {s0['dearest']:.4f}.",
+            f"{task}best context-free mix of models {s0['mix']:.4f}; dearest model (no budget) "
+            f"{s0['dearest']:.4f}.",
             "",
         ]
         curves[name] = {

@@ -19,7 +19,7 @@ class LinTS(LinearPolicy):
     a ``d``-dimensional draw through the Cholesky factor (``sample_parameters`` gives that
     full draw). The propensity is a Monte-Carlo estimate over ``n_mc`` redraws, computed
     when first read. Under a budget, ``cost_aware`` (default) scales each model's draw
-    around its mean by ``exploration_discount`` (exploration per unit of price).
+    around its mean by ``exploration_discount`` (less exploration as its price rises).
 
     >>> import numpy as np
     >>> pol = LinTS(["a", "b"], dim=2, v=0.3, seed=1)
@@ -62,8 +62,8 @@ class LinTS(LinearPolicy):
 
     def choose(self, scores: ArmScores, allowed=None) -> Decision:
         sel = self.selection(allowed)
-        f = exploration_discount(sel) if self.cost_aware else None
-        if f is not None:  # the draw's deviation from the mean per unit of price
+        f = exploration_discount(sel, self.reward_range) if self.cost_aware else None
+        if f is not None:  # the draw's deviation from the mean, discounted by its price
             scores = ArmScores(
                 scores.arms,
                 scores.mean,
@@ -93,7 +93,7 @@ class LinTS(LinearPolicy):
 
     def _mc_probabilities(self, scores: ArmScores, sel, rng: np.random.Generator) -> np.ndarray:
         K = len(scores.mean)
-        f = exploration_discount(sel) if self.cost_aware else None
+        f = exploration_discount(sel, self.reward_range) if self.cost_aware else None
         sd = scores.width if f is None else scores.width * f
         draws = scores.mean + sd * rng.standard_normal((self.n_mc, K))
         ks = sel.exploit_many(draws)

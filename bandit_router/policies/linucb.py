@@ -17,8 +17,9 @@ class LinUCB(LinearPolicy):
     Deterministic (propensity 1) unless ``epsilon`` > 0, an exploration floor that picks
     uniformly among the candidate models (allowed and affordable) with that probability.
     Under a budget (the allocator prices every model), ``cost_aware`` (default) counts the
-    bonus per unit of price (``exploration_discount``): the cheapest candidate keeps
-    ``alpha * width``, a model ``m`` times dearer ``alpha * width / m``.
+    bonus by ``exploration_discount``: ``alpha * width * max(0, 1 - price)`` (price in
+    reward units): no discount while the budget is slack, none left for a model whose price
+    reaches the most its answer could be worth.
 
     >>> import numpy as np
     >>> pol = LinUCB(["small", "large"], dim=2, alpha=0.5, seed=0)
@@ -59,8 +60,8 @@ class LinUCB(LinearPolicy):
 
     def _priced(self, scores: ArmScores, sel) -> ArmScores:
         """Under a budget (``cost_aware``), the bonus ``alpha * width`` of each model times
-        ``exploration_discount`` (per unit of price); the scores as they are otherwise."""
-        f = exploration_discount(sel) if self.cost_aware else None
+        ``exploration_discount``; the scores as they are otherwise."""
+        f = exploration_discount(sel, self.reward_range) if self.cost_aware else None
         if f is None:
             return scores
         value = scores.mean + (scores.value - scores.mean) * f
