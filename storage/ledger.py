@@ -130,8 +130,10 @@ class SqlLedger:
 
     def _lock(self, s: Session, users: Iterable[str], now: float) -> dict:
         """Lock the accounts of ``users`` (sorted by name), creating missing ones with the
-        default budget; returns ``{user: _Loaded}`` refreshed to ``now`` (without the users
-        that have no account and get no default budget)."""
+        default budget; returns ``{user: _Loaded}`` (without the users that have no account
+        and get no default budget). Not refreshed: the callers refresh an account exactly
+        when ``InMemoryLedger`` does, because a calendar period's ``previous_decisions``
+        depends on which periods were looked at."""
         out: dict[str, _Loaded] = {}
         for user in sorted(set(users)):
             row = self._select_row(s, user)
@@ -140,9 +142,7 @@ class SqlLedger:
                     continue
                 self._insert(s, LedgerAccount, self._new_account(user, self.default_budget))
                 row = self._select_row(s, user)
-            loaded = self._load(row)
-            self._refresh(s, loaded, now)
-            out[user] = loaded
+            out[user] = self._load(row)
         return out
 
     def _select_row(self, s: Session, user: str) -> LedgerAccount | None:
@@ -407,10 +407,14 @@ class SqlLedger:
         now = self.clock()
         loaded = self._read_state(user, now)  # most calls: nothing to expire or turn over
         if loaded is None:
-            loaded = self._commit_then_raise(
-                lambda s: self._lock_with_expiry(s, (user,), now)[0][user]
-            )
+            loaded = self._commit_then_raise(self._state_in, user, now)
         return self._state(user, loaded, now)
+
+    def _state_in(self, s: Session, user: str, now: float) -> _Loaded:
+        loaded = self._lock_with_expiry(s, (user,), now)[0][user]
+        self._refresh(s, loaded, now)
+        self._save(s, loaded)
+        return loaded
 
     def _read_state(self, user: str, now: float) -> _Loaded | None:
         """The account in a read-only transaction, or None when reading it would change
@@ -492,9 +496,11 @@ class SqlLedger:
                 f"{known.user!r}; use a fresh decision id."
             )
         loaded = accounts[user]
+        self._refresh(s, loaded, now)
         acc = loaded.acc
         left = acc.budget.amount_usd - acc.spent - acc.reserved
         if amount > left + EPS_USD * max(1.0, acc.budget.amount_usd):
+            self._save(s, loaded)  # the refresh above is kept (committed by the caller)
             raise BudgetExhaustedError(
                 f"user {user!r} has {max(left, 0.0):.6g} USD left of {acc.budget.amount_usd:.6g}; "
                 f"cannot hold {amount:.6g}. Choose a cheaper model or wait for the budget to reset."
@@ -546,6 +552,7 @@ class SqlLedger:
                 "each decision once."
             )
         loaded = accounts[r.user]
+        self._refresh(s, loaded, now)
         acc = loaded.acc
         late = r.state == "expired"
         current = self._current(loaded, r)
@@ -584,6 +591,7 @@ class SqlLedger:
                 )
             now = self.clock()
             loaded = self._lock(s, (r.user,), now)[r.user]
+            self._refresh(s, loaded, now)
             r = s.get(LedgerReservation, str(decision_id), populate_existing=True)
             if r.state != "open":
                 raise BudgetError(

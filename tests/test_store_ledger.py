@@ -103,27 +103,30 @@ def _run(sql_ledger_factory, sequence, on_expiry):
     clock = ManualClock(START)
     memory = InMemoryLedger(clock=clock, reservation_ttl=1800, on_expiry=on_expiry)
     sql = sql_ledger_factory(clock, on_expiry)
-    try:
-        for step, op in enumerate(sequence):
-            if op[0] == "advance":
-                clock.advance(op[1])
-                continue
-            want, got = _apply(memory, op), _apply(sql, op)
-            assert _same(want, got), f"step {step} {op}: in memory {want}, SQL {got}"
-        for user in USERS:  # the final books agree too
-            want, got = _apply(memory, ("state", user)), _apply(sql, ("state", user))
-            assert _same(want, got), f"final {user}: in memory {want}, SQL {got}"
-            if want not in ("refused",):
-                assert math.isclose(
-                    memory.lifetime_spent(user), sql.lifetime_spent(user), abs_tol=1e-9
-                )
-    finally:
-        sql.engine.dispose()
+    for step, op in enumerate(sequence):
+        if op[0] == "advance":
+            clock.advance(op[1])
+            continue
+        want, got = _apply(memory, op), _apply(sql, op)
+        assert _same(want, got), f"step {step} {op}: in memory {want}, SQL {got}"
+    for user in USERS:  # the final books agree too
+        want, got = _apply(memory, ("state", user)), _apply(sql, ("state", user))
+        assert _same(want, got), f"final {user}: in memory {want}, SQL {got}"
+        if want not in ("refused",):
+            assert math.isclose(memory.lifetime_spent(user), sql.lifetime_spent(user), abs_tol=1e-9)
+
+
+_SQLITE = {}
 
 
 def _sqlite_ledger(clock, on_expiry):
-    stores = open_router_stores("sqlite://", clock=clock)
-    return SqlLedger(stores.engine, clock=clock, reservation_ttl=1800, on_expiry=on_expiry)
+    """A ledger on one shared in-memory database, emptied for every sequence (migrating a
+    fresh database per example would be most of the test's time)."""
+    if "engine" not in _SQLITE:
+        _SQLITE["engine"] = open_router_stores("sqlite://").engine
+    engine = _SQLITE["engine"]
+    truncate_router_tables(engine)
+    return SqlLedger(engine, clock=clock, reservation_ttl=1800, on_expiry=on_expiry)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -161,7 +164,6 @@ def test_a_known_sequence_across_a_day_boundary_and_expiry():
     assert results[5][-1] is True  # the settlement was late
     assert results[6][2] == pytest.approx(0.6)
     assert results[7][2] == 0.0 and results[7][8] == 2  # new day; 2 decisions the day before
-    ledger.engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -177,17 +179,30 @@ def test_sql_ledger_matches_the_in_memory_ledger_on_postgres(pg_url):
 
     def factory(clock, on_expiry):
         truncate_router_tables(engine)
-        return SqlLedger(
-            open_router_stores(pg_url).engine,
-            clock=clock,
-            reservation_ttl=1800,
-            on_expiry=on_expiry,
-        )
+        return SqlLedger(engine, clock=clock, reservation_ttl=1800, on_expiry=on_expiry)
 
     @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(sequence=ops, on_expiry=st.sampled_from(["charge", "release"]))
     def check(sequence, on_expiry):
         _run(factory, sequence, on_expiry)
 
-    check()
-    engine.dispose()
+    try:
+        check()
+    finally:
+        engine.dispose()
+
+
+def test_a_refused_call_does_not_turn_a_period_over_early():
+    """Found by the property test: a reservation refused because its decision was already
+    settled must not look at the account (InMemoryLedger does not), or the next day's
+    ``previous_decisions`` counts an empty day instead of the last one with decisions."""
+    seq = [
+        ("budget", "bob", 0.5, "daily"),
+        ("reserve", "bob", 0, 0.1),
+        ("settle", 0, 0.1),
+        ("advance", 90_000.0),
+        ("reserve", "bob", 0, 0.1),  # refused: d0 is settled
+        ("advance", 90_000.0),
+        ("state", "bob"),
+    ]
+    _run(_sqlite_ledger, seq, "charge")
