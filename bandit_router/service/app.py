@@ -42,7 +42,11 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bandit_router.service import admin, proxy, routes_router
-from bandit_router.service.auth import CachedKeyStore, KeyStore, MemoryKeyStore  # noqa: F401
+from bandit_router.service.auth import (  # MemoryKeyStore: for the doctest
+    CachedKeyStore,
+    KeyStore,
+    MemoryKeyStore,  # noqa: F401
+)
 from bandit_router.service.batching import BatchingEmbedder
 from bandit_router.service.errors import error_body, install_error_handlers
 from bandit_router.service.metrics import CONTENT_TYPE, ServiceMetrics
