@@ -116,3 +116,24 @@ def test_a_snapshot_that_does_not_fit_the_config_is_a_clear_error():
     other = RouterConfig.from_dict({"models": MODELS, "embedder": "hashing-8"})
     with pytest.raises(DimensionMismatchError, match="17-d contexts"):
         Router.from_config(other, stores)
+
+
+@pytest.mark.parametrize("name", ["linucb", "lints", "epsilon-greedy"])
+def test_a_prior_free_policy_with_an_arm_added_at_run_time_round_trips(name):
+    """A prior-free policy learns ``reward - offset``; the arm added at run time makes
+    ``config()`` list priors, so the offset must travel in the state (it did not)."""
+    from bandit_router.config import build_policy
+    from bandit_router.policies import from_state
+
+    rng = np.random.default_rng(0)
+    live = build_policy(name, ["a", "b"], 4, seed=0)
+    for i in range(6):
+        live.update("ab"[i % 2], rng.normal(size=4), 1.0)
+    live.add_arm("c")
+    twin = from_state(live.get_state())
+    for _ in range(5):
+        x = rng.normal(size=4)
+        live.update("c", x, 0.5)
+        twin.update("c", x, 0.5)
+    np.testing.assert_allclose(twin.state.b, live.state.b, atol=1e-12)
+    np.testing.assert_allclose(twin.score(np.ones(4)).mean, live.score(np.ones(4)).mean, atol=1e-12)

@@ -397,6 +397,9 @@ class LinearPolicy(Policy):
             arrays["trust_scale"] = np.array(self._trust_scale)
             arrays["trust_pq"] = self._trust_pq
         arrays["lambda0"] = self._lambda0
+        # prior-free arms learn reward - offset; config() lists an arm added at run time
+        # (pooled-mean start) as a prior, which alone would rebuild the policy without it
+        arrays["reward_offset"] = np.array(self._offset)
         return arrays
 
     def _validate_state(self, arrays, extra) -> None:
@@ -406,6 +409,8 @@ class LinearPolicy(Policy):
 
     def _restore(self, arrays, extra) -> None:
         self.state.load(arrays)
+        if "reward_offset" in arrays:
+            self._offset = float(arrays["reward_offset"])
         K = self.n_arms
         lam0 = arrays.get("lambda0")
         self._lambda0 = (
