@@ -33,6 +33,12 @@ def pg_url():
         yield url
 
 
+@pytest.fixture(scope="module")
+def sqlite_file(tmp_path_factory):
+    """One SQLite file for the module (migrated once); every test empties its tables."""
+    return str(tmp_path_factory.mktemp("contract") / "router.db")
+
+
 @pytest.fixture(
     params=[
         "memory",
@@ -40,10 +46,12 @@ def pg_url():
         pytest.param("postgres", marks=pytest.mark.postgres),
     ]
 )
-def backend(request, tmp_path):
+def backend(request):
     if request.param == "postgres":
         return "postgres", request.getfixturevalue("pg_url")
-    return request.param, str(tmp_path / "router.db")
+    if request.param == "sqlite":
+        return "sqlite", request.getfixturevalue("sqlite_file")
+    return "memory", None
 
 
 @pytest.fixture

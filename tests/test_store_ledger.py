@@ -129,7 +129,7 @@ def _sqlite_ledger(clock, on_expiry):
     return SqlLedger(engine, clock=clock, reservation_ttl=1800, on_expiry=on_expiry)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequence=ops, on_expiry=st.sampled_from(["charge", "release"]))
 def test_sql_ledger_matches_the_in_memory_ledger_on_sqlite(sequence, on_expiry):
     _run(_sqlite_ledger, sequence, on_expiry)

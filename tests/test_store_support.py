@@ -107,8 +107,7 @@ def make_stores(backend: str, where: str | None, clock, **ledger) -> Stores:
     from storage import open_router_stores
 
     stores = open_router_stores(where, clock=clock, **ledger)
-    if backend == "postgres":
-        truncate_router_tables(stores.engine)
+    truncate_router_tables(stores.engine)
     return stores
 
 
