@@ -51,6 +51,7 @@ import pandas as pd
 from bandit_router.errors import InvalidInputError
 from bandit_router.policies.base import Policy
 from bandit_router.tables import read_table
+from bandit_router.text import prompt_text
 
 
 class LogFormatError(InvalidInputError):
@@ -165,7 +166,13 @@ def log_from_frame(
     elif "prompt" in df.columns:
         if featurize is None:
             raise LogFormatError(f"{source} has prompts; give an embedder to featurize them.")
-        X = np.asarray(featurize(df["prompt"].astype(str).tolist()), dtype=np.float64)
+        texts = [prompt_text(v) for v in df["prompt"]]
+        empty = [i for i, t in enumerate(texts) if t is None]
+        if empty:
+            raise LogFormatError(
+                f"{source}: {len(empty)} row(s) have no prompt text (first at row {empty[0]})."
+            )
+        X = np.asarray(featurize(texts), dtype=np.float64)
     else:
         raise LogFormatError(f"{source} has neither a context nor a prompt column.")
     rewards = pd.to_numeric(df["reward"], errors="coerce").to_numpy(dtype=np.float64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,3 +83,25 @@ def test_a_row_without_prompt_text_is_refused_by_the_simulator():
     df.loc[2, "prompt"] = "   "
     with pytest.raises(OutcomeTableError, match="no prompt text"):
         OutcomeTable.from_frame(df)
+
+
+def test_a_decision_log_embeds_the_same_text_as_training():
+    """``evaluate`` on a log with a prompt column used ``astype(str)``: a list of turns was
+    embedded as its Python repr, not the text the prior was fitted on."""
+    from simulations.ope import LogFormatError, log_from_frame
+
+    seen: list[str] = []
+
+    def featurize(texts):
+        seen.extend(texts)
+        return np.ones((len(texts), 2))
+
+    cell = [{"role": "user", "content": "What is 2 + 2?"}]
+    df = pd.DataFrame(
+        {"prompt": [cell, "plain"], "model": ["a", "b"], "reward": [1, 0], "propensity": [0.5, 0.5]}
+    )
+    log_from_frame(df, featurize=featurize)
+    assert seen == [prompt_text(cell), "plain"]
+    assert seen[0] == "What is 2 + 2?"
+    with pytest.raises(LogFormatError, match="no prompt text"):
+        log_from_frame(df.assign(prompt=[None, "x"]), featurize=featurize)
