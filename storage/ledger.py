@@ -65,6 +65,9 @@ from storage.transactions import Sessions, inf_if_none, none_if_inf
 #: ``InMemoryLedger``'s period logic (``_refresh`` of calendar periods, ``_in_current_period``)
 #: on a bare instance: those methods read only the account they are given.
 _PERIODS = InMemoryLedger.__new__(InMemoryLedger)
+#: a time to live this long (over 30 million years) means "never": no expiry sweep is run
+#: (``open_router_stores`` default, as ``memory_stores``: the decision's wait time rules)
+EXPIRY_OFF = 1e15
 #: money is stored with 12 decimals: two amounts closer than this are the same
 _MONEY_TOL = 1e-11
 
@@ -313,16 +316,18 @@ class SqlLedger:
         saved before a user without an account raises (``required``): the public methods
         commit it anyway, as the in-memory ledger keeps its expiries when a call fails."""
         users = set(users)
-        stale_users = set(
-            s.execute(
-                select(LedgerReservation.user)
-                .where(
-                    (LedgerReservation.state == "open")
-                    & (LedgerReservation.created_at <= now - self.reservation_ttl)
-                )
-                .distinct()
-            ).scalars()
-        )
+        stale_users = set()
+        if self.reservation_ttl < EXPIRY_OFF:
+            stale_users = set(
+                s.execute(
+                    select(LedgerReservation.user)
+                    .where(
+                        (LedgerReservation.state == "open")
+                        & (LedgerReservation.created_at <= now - self.reservation_ttl)
+                    )
+                    .distinct()
+                ).scalars()
+            )
         accounts = self._lock(s, users | stale_users, now)
         n = 0
         for r in self._stale(s, now, accounts) if stale_users else ():
@@ -420,16 +425,17 @@ class SqlLedger:
         """The account in a read-only transaction, or None when reading it would change
         it (a reservation to expire, a calendar period to turn over, no account yet)."""
         with self.sessions.read() as s:
-            stale = s.execute(
-                select(LedgerReservation.decision_id)
-                .where(
-                    (LedgerReservation.state == "open")
-                    & (LedgerReservation.created_at <= now - self.reservation_ttl)
-                )
-                .limit(1)
-            ).first()
-            if stale is not None:
-                return None
+            if self.reservation_ttl < EXPIRY_OFF:
+                stale = s.execute(
+                    select(LedgerReservation.decision_id)
+                    .where(
+                        (LedgerReservation.state == "open")
+                        & (LedgerReservation.created_at <= now - self.reservation_ttl)
+                    )
+                    .limit(1)
+                ).first()
+                if stale is not None:
+                    return None
             row = s.execute(
                 select(LedgerAccount).where(LedgerAccount.user == user)
             ).scalar_one_or_none()
