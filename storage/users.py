@@ -91,16 +91,22 @@ class SqlUserDirectory:
             return None if row is None else _user(row)
 
     def put(self, user: UserRecord) -> None:
-        """Create or update a user; a budget is applied to the ledger in the same transaction
-        (the spend so far is kept). ``budget=None`` leaves an existing budget alone."""
+        """Create or replace a user. A budget is applied to the ledger in the same
+        transaction (the spend so far is kept); ``budget=None`` makes the user unlimited
+        (their ledger account and its history stay, for a budget given again later)."""
         if not isinstance(user, UserRecord):
             raise InvalidInputError(f"expected a UserRecord, got {type(user).__name__}.")
         uname = name(user.name, "the user name")
         with self.sessions.write() as s:
             if user.budget is not None:
                 self.ledger.set_budget_in(s, uname, user.budget)
-            elif s.get(User, uname) is None:
+                return
+            row = s.get(User, uname)
+            if row is None:
                 s.add(User(name=uname, created_at=utcnow()))
+            else:
+                row.budget_usd = row.period_kind = row.window_seconds = None
+                row.expected_queries = None
 
     def list(self) -> list[UserRecord]:
         with self.sessions.read() as s:

@@ -218,6 +218,14 @@ def test_users_and_budgets(stores):
     assert stores.ledger.state("bob").remaining == pytest.approx(2.5, abs=1e-12)
 
 
+def test_putting_a_user_without_budget_removes_the_budget(stores):
+    """``bandit-router users budget NAME --unlimited`` puts the user without a budget."""
+    stores.users.put(UserRecord("bob", Budget(2.0, "daily")))
+    stores.users.put(UserRecord("bob"))
+    assert stores.users.get("bob") == UserRecord("bob", None)
+    assert [u.budget for u in stores.users.list() if u.name == "bob"] == [None]
+
+
 def test_models_catalogue(stores):
     stores.models.put(ModelRecord(ModelSpec("small", 0.1, 0.4, 0.0, 200)))
     stores.models.put(ModelRecord(ModelSpec("large", 5.0, 15.0, 0.001, 400)))
