@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from bandit_router.catalogue import ModelSpec
 from bandit_router.errors import InvalidInputError
@@ -31,8 +31,8 @@ class SqlModelStore:
         self.sessions = Sessions(engine)
 
     def list(self, status: str | None = None) -> list[ModelRecord]:
-        """Every stored model (or those with ``status``), by name."""
-        q = select(CatalogueModel).order_by(CatalogueModel.name)
+        """Every stored model (or those with ``status``), in the order they were added."""
+        q = select(CatalogueModel).order_by(CatalogueModel.position, CatalogueModel.name)
         if status is not None:
             q = q.where(CatalogueModel.status == status)
         with self.sessions.read() as s:
@@ -55,7 +55,10 @@ class SqlModelStore:
         if len(spec.name) > 200:
             raise InvalidInputError(f"a model name has at most 200 characters: {spec.name[:40]!r}")
         with self.sessions.write() as s:
-            row = s.get(CatalogueModel, spec.name) or CatalogueModel(name=spec.name)
+            row = s.get(CatalogueModel, spec.name)
+            if row is None:
+                last = s.execute(select(func.max(CatalogueModel.position))).scalar_one()
+                row = CatalogueModel(name=spec.name, position=(last or 0) + 1)
             row.input_price_per_mtok = spec.input_price_per_mtok
             row.output_price_per_mtok = spec.output_price_per_mtok
             row.price_per_call = spec.price_per_call

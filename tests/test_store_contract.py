@@ -230,7 +230,7 @@ def test_models_catalogue(stores):
     stores.models.put(ModelRecord(ModelSpec("small", 0.1, 0.4, 0.0, 200)))
     stores.models.put(ModelRecord(ModelSpec("large", 5.0, 15.0, 0.001, 400)))
     stores.models.put(ModelRecord(ModelSpec("small", 0.2, 0.8, 0.0, 200), "retired"))
+    assert [r.spec.name for r in stores.models.list()] == ["small", "large"]  # added order
     got = {r.spec.name: r for r in stores.models.list()}
-    assert set(got) == {"small", "large"}
     assert got["small"].status == "retired" and got["small"].spec.input_price_per_mtok == 0.2
     assert got["large"].spec == ModelSpec("large", 5.0, 15.0, 0.001, 400)

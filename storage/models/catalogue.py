@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Double, String
+from sqlalchemy import Double, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base, Money, utcnow
@@ -24,4 +24,6 @@ class CatalogueModel(Base):
     price_per_call: Mapped[float] = mapped_column(Money, default=0.0)
     expected_output_tokens: Mapped[float] = mapped_column(Double, default=256.0)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    #: the order models were first added in (``list`` keeps it, as the catalogue's order)
+    position: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("price_per_call", MONEY, nullable=False),
         sa.Column("expected_output_tokens", sa.Double(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_models")),
     )
