@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,7 @@ class Featurizer:
         self.bias = bool(bias)
         base = projection.out_dim if projection is not None else self.in_dim
         self.dim = base + (1 if self.bias else 0)
+        self._base = base
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
         """Featurize a batch ``(n, D)`` (or one vector ``(D,)``, returned as ``(1, d)``)."""
@@ -91,5 +93,37 @@ class Featurizer:
         return X
 
     def transform_one(self, embedding: np.ndarray) -> np.ndarray:
-        """Featurize one embedding ``(D,)`` -> ``(d,)``."""
+        """Featurize one embedding ``(D,)`` -> ``(d,)`` (a new array).
+
+        A float64 vector of the right length takes a fast path: one matrix-vector product
+        into the output and in-place scaling, a handful of numpy calls instead of the
+        batch path's temporaries. Non-finite input shows as a non-finite peak (NaN and
+        infinity propagate through the product) and goes to ``transform``, which raises;
+        so does anything else. The result equals ``transform``'s row up to round-off (the
+        product and the norm may sum in another order).
+
+        >>> f = Featurizer(in_dim=3)
+        >>> f.transform_one(np.array([3.0, 0.0, 4.0])).round(2).tolist()
+        [0.6, 0.0, 0.8, 1.0]
+        """
+        e = embedding
+        if type(e) is np.ndarray and e.dtype == np.float64 and e.shape == (self.in_dim,):
+            out = np.empty(self.dim)
+            y = out[: self._base]
+            proj = self.projection
+            if proj is not None:
+                np.matmul(proj.W, e, out=y)
+                y += proj.c
+            else:
+                y[:] = e
+            peak = max(float(y.max()), -float(y.min()))
+            if math.isfinite(peak):
+                if peak > 0.0:
+                    y /= peak
+                    norm = math.sqrt(float(y @ y))
+                    if norm > 0.0:
+                        y /= norm
+                if self.bias:
+                    out[-1] = 1.0
+                return out
         return self.transform(embedding)[0]

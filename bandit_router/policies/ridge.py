@@ -5,16 +5,23 @@ Arm ``k`` is the ridge regression with prior ``N(theta0_k, I / lambda_k)``::
     A_k = lambda_k I + sum_t w_t x_t x_t'      b_k = lambda_k theta0_k + sum_t w_t r_t x_t
     theta_k = A_k^-1 b_k                         width_k(x) = sqrt(x' A_k^-1 x)
 
-``RidgeArms`` (``forgetting = 1``, every weight ``w_t = 1``): all arms live in stacked
-arrays, ``A_inv`` of shape ``(K, d, d)``, ``A``, and ``b`` and ``theta`` of shape
-``(K, d)``. ``A_inv`` and ``theta`` are views into one buffer of shape ``(K*d + K, d)``, so
-a single matrix-vector product gives every arm's ``A_inv x`` and ``theta' x``. An update
-touches one arm with a Sherman-Morrison step (BLAS ``dger``, in place, ``O(d^2)``),
-reusing the ``A_inv x`` of the scoring call. ``A`` and ``b`` are only needed to
-re-factorise: observations are buffered per arm and folded in with one matrix product
-every ``refactor_every`` updates of the arm, when its inverse is recomputed exactly
-through a Cholesky factorisation, which bounds round-off drift. A failed factorisation
-raises ``StateError`` and leaves every array as it was.
+``RidgeArms`` (``forgetting = 1``, every weight ``w_t = 1``): all arms live in one buffer
+of shape ``(K*(d + 1), d)``, arm ``k``'s block of ``d + 1`` rows holding ``A_inv_k`` and
+then ``theta_k``; ``A_inv`` ``(K, d, d)`` and ``theta`` ``(K, d)`` are views into it, so a
+single matrix-vector product gives every arm's ``A_inv x`` and ``theta' x``. An update
+touches one arm with a Sherman-Morrison step, one BLAS ``ger`` (in place, ``O(d^2)``) on
+the arm's block: ``[A_inv_k; theta_k'] -= [u; -residual] u' / (1 + x' u)`` with the
+``u = A_inv x`` of the scoring call. ``A`` and ``b`` are only needed to re-factorise:
+observations are buffered per arm and folded in with one matrix product every
+``refactor_every`` updates of the arm, when its inverse is recomputed exactly through a
+Cholesky factorisation, which bounds round-off drift. A failed factorisation raises
+``StateError`` and leaves every array as it was. From ``FLOAT32_FROM_DIM`` dimensions on
+(``ridge_arms``) the buffer is float32: a decision reads half the bytes (at d = 512 that is
+11.5 instead of 23 MB, the whole cost of an event), ``A``, ``b`` and the refactorisations
+stay float64 and scores are returned as float64. Decisions equal the float64 ones except
+where two arms' values lie within float32 round-off (~1e-6) of each other, ties which
+float64 itself breaks by the summation order of its BLAS
+(``tests/test_speed_identity.py``).
 
 ``DiscountedRidgeArms`` (``forgetting = gamma < 1``, discounted ridge as in D-LinUCB):
 an observation made ``a`` updates (of *any* arm) ago weighs ``w = gamma^a``, so an arm
@@ -59,9 +66,12 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
-from scipy.linalg.blas import daxpy, dger
+from scipy.linalg.blas import dger, sger
 
 from bandit_router.errors import StateError
+
+#: from this context dimension on, ``RidgeArms`` scores in float32 (see ``RidgeArms``)
+FLOAT32_FROM_DIM = 257
 
 
 def ridge_arms(
@@ -74,11 +84,15 @@ def ridge_arms(
 ) -> RidgeArms | DiscountedRidgeArms:
     """The stationary arms for ``forgetting == 1``, the discounted ones below.
 
+    Stationary arms of dimension ``FLOAT32_FROM_DIM`` or more keep their scoring state
+    in float32 (half the memory each decision reads; refactorisations stay float64).
+
     >>> type(ridge_arms(2, 3, np.ones(2), np.zeros((2, 3)), forgetting=0.9)).__name__
     'DiscountedRidgeArms'
     """
     if float(forgetting) == 1.0:
-        return RidgeArms(n_arms, dim, strength, theta0, refactor_every)
+        dtype = np.float32 if int(dim) >= FLOAT32_FROM_DIM else np.float64
+        return RidgeArms(n_arms, dim, strength, theta0, refactor_every, dtype=dtype)
     return DiscountedRidgeArms(n_arms, dim, strength, theta0, forgetting, refactor_every)
 
 
@@ -116,9 +130,17 @@ class RidgeArms:
         strength: np.ndarray,
         theta0: np.ndarray,
         refactor_every: int = 500,
+        dtype: type = np.float64,
     ) -> None:
         K, d = int(n_arms), int(dim)
         self.dim = d
+        # the scoring state (A_inv, theta): float64, or float32 at large d (half the bytes
+        # each decision reads); A, b and every refactorisation are float64 either way
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float64, np.float32):
+            raise ValueError(f"dtype must be float64 or float32, got {dtype}")
+        self._ger = dger if self.dtype == np.float64 else sger
+        self._v = np.zeros(d + 1, dtype=self.dtype)  # [u; -residual] of an update
         self.refactor_every = int(refactor_every)
         self.strength = np.asarray(strength, dtype=np.float64).reshape(K).copy()
         self.theta0 = np.asarray(theta0, dtype=np.float64).reshape(K, d).copy()
@@ -136,19 +158,21 @@ class RidgeArms:
     # ---- layout ---------------------------------------------------------------------
     def _alloc(self, K: int) -> None:
         d = self.dim
-        self._M = np.zeros((K * d + K, d))
+        # arm k's block of d + 1 rows: A_inv_k, then theta_k
+        self._M = np.zeros((K * (d + 1), d), dtype=self.dtype)
         self._views()
         self._pending: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(K)]
 
     def _views(self) -> None:
         d = self.dim
         K = self._M.shape[0] // (d + 1)
-        self.A_inv = self._M[: K * d].reshape(K, d, d)
-        self.theta = self._M[K * d :]
+        blocks = self._M.reshape(K, d + 1, d)
+        self.A_inv = blocks[:, :d]
+        self.theta = blocks[:, d]
         self._A_inv_k = [self.A_inv[k] for k in range(K)]
-        self._A_inv_T = [a.T for a in self._A_inv_k]  # Fortran views for BLAS dger
         self._theta_k = [self.theta[k] for k in range(K)]
-        self._split = K * d
+        # Fortran views (d, d + 1) of each block for one BLAS ger per update
+        self._block_T = [blocks[k].T for k in range(K)]
 
     @property
     def n_arms(self) -> int:
@@ -179,13 +203,21 @@ class RidgeArms:
 
     # ---- scoring --------------------------------------------------------------------
     def project(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``A_inv[k] @ x`` for every arm ``(K, d)`` and ``theta @ x`` ``(K,)`` in one product."""
-        y = self._M @ x
-        return y[: self._split].reshape(self.theta.shape), y[self._split :]
+        """``A_inv[k] @ x`` for every arm ``(K, d)`` and ``theta @ x`` ``(K,)`` in one product
+        (in the scoring state's dtype)."""
+        if self.dtype != np.float64:
+            x = x.astype(self.dtype)
+        Y = (self._M @ x).reshape(-1, self.dim + 1)
+        return Y[:, : self.dim], Y[:, self.dim]
 
     def mean_and_variance(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return ``theta @ x`` (K,), ``x' A_inv x`` (K,) and the projections (K, d)."""
+        """Return ``theta @ x`` (K,), ``x' A_inv x`` (K,) and the projections (K, d).
+
+        Mean and variance are float64; the projections are in the scoring state's dtype.
+        """
         U, mean = self.project(x)
+        if self.dtype != np.float64:
+            return mean.astype(np.float64), U.astype(np.float64) @ x, U
         return mean, U @ x, U
 
     def pending_discount(self) -> np.ndarray:
@@ -209,20 +241,22 @@ class RidgeArms:
         """
         self.t += 1
         self.last[k] = self.t
-        A_inv = self._A_inv_k[k]
-        theta = self._theta_k[k]
         self._pending[k].append((x.copy(), reward))
         if u is None:
-            u = A_inv @ x
+            xs = x if self.dtype == np.float64 else x.astype(self.dtype)
+            u = self._A_inv_k[k] @ xs
             mean = quad = None
         if mean is None:
-            mean = theta @ x
+            mean = float(self._theta_k[k] @ x)
         if quad is None:
-            quad = x @ u
+            quad = float(u @ x)
         residual = reward - mean
-        denom = 1.0 + quad
-        dger(-1.0 / denom, u, u, a=self._A_inv_T[k], overwrite_a=1)
-        daxpy(u, theta, a=residual / denom)  # theta += u * residual / denom, in place
+        # one rank-one update of the block [A_inv_k; theta_k] (d + 1, d):
+        #   A_inv_k -= u u' / denom,  theta_k += u residual / denom
+        v = self._v
+        v[:-1] = u
+        v[-1] = -residual
+        self._ger(-1.0 / (1.0 + quad), u, v, a=self._block_T[k], overwrite_a=1)
         self.counts[k] += 1
         self.since_refactor[k] += 1
         if self.since_refactor[k] >= self.refactor_every:
@@ -250,7 +284,7 @@ class RidgeArms:
                 f"the exact re-factorisation of arm {k} gave non-finite values; its learned "
                 "state was left unchanged. Restore a saved state or start anew."
             )
-        self.A_inv[k] = 0.5 * (inv + inv.T)
+        self.A_inv[k] = 0.5 * (inv + inv.T)  # cast to the scoring state's dtype
         self.theta[k] = theta
         self.since_refactor[k] = 0
 
@@ -328,6 +362,8 @@ class RidgeArms:
     # ---- state ----------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
         out = {name: getattr(self, name) for name in self.ARRAYS}
+        out["A_inv"] = np.ascontiguousarray(self.A_inv, dtype=np.float64)
+        out["theta"] = np.ascontiguousarray(self.theta, dtype=np.float64)
         out["clock"] = np.array(self.t, dtype=np.int64)
         return out
 
