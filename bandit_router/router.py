@@ -379,6 +379,9 @@ class Router:
         self._active: set[str] = set(names)
         self._budgets: dict[str, Budget | None] = {}
         self._since_snapshot = 0
+        #: None, or a callable saying whether this process may write the periodic
+        #: snapshots (``bandit_router.sync``: only the holder of the advisory lock does)
+        self.snapshot_gate: Callable[[], bool] | None = None
         self._embedder_name = str(getattr(embedder, "name", "") or "")
         known = {r.spec.name: r for r in self.stores.models.list()}
         for name, rec in known.items():
@@ -1023,13 +1026,75 @@ class Router:
                 if len(batch) < 10_000:
                     return n
 
+    def apply_feedback(self, records: Sequence[FeedbackRecord]) -> int:
+        """Apply feedback read from the log *outside* the lock (``feedback_since(w)`` for a
+        watermark ``w <= last_feedback_id``): the records after ``last_feedback_id``, in id
+        order; returns how many. Feedback ids are assigned in commit order, so the records
+        of one read are the whole log between its watermark and its last id."""
+        n = 0
+        with self._lock:
+            for f in records:
+                if f.feedback_id > self.last_feedback_id:
+                    self._apply(f)
+                    n += 1
+        return n
+
+    def refresh_catalogue(self) -> bool:
+        """Fold in the catalogue changes another process stored (models added, retired or
+        repriced through its admin API); returns whether anything changed.
+
+        A new or retired model changes the learned state (a new arm starts from the prior
+        or the pooled mean of the others *at that moment*), so this process does not redo
+        it: it reloads the snapshot the changing process wrote at once (``add_model`` /
+        ``retire_model``) and replays the feedback after it, which gives exactly the
+        changing process's state. Until that snapshot is visible, nothing changes (the
+        next call retries). Price changes only rebuild the cost model."""
+        records = list(self.stores.models.list())
+        active = [r.spec for r in records if r.status == "active"]
+        names = {s.name for s in active}
+        with self._lock:
+            changed = False
+            if names and names != set(self.policy.arms):
+                snap = self.stores.snapshots.latest()
+                if snap is None or set(snap.meta.get("arms") or ()) != names:
+                    return False  # the writer's snapshot is not committed yet
+                policy = from_state(snap.blob)
+                if policy.dim != self.policy.dim:
+                    return False
+                self.policy = policy
+                self.last_feedback_id = int(snap.last_feedback_id)
+                self._active = set(policy.arms)
+                self._retired = {r.spec.name for r in records if r.status == "retired"}
+                for r in records:
+                    self._specs[r.spec.name] = r.spec
+                self._rebuild_costs()
+                self._restore_output_tokens(snap.meta.get("expected_output_tokens") or {})
+                self._since_snapshot = 0
+                changed = True
+            reset = set()
+            for r in records:
+                old = self._specs.get(r.spec.name)
+                if old is None or old == r.spec:
+                    continue
+                self._specs[r.spec.name] = r.spec
+                if old.expected_output_tokens != r.spec.expected_output_tokens:
+                    reset.add(r.spec.name)
+                changed = True
+            if changed:
+                self._rebuild_costs(reset=reset & set(self.policy.arms))
+        if changed:
+            self.catch_up()
+        return changed
+
     def _apply(self, f: FeedbackRecord) -> None:
         if f.reward is not None and f.model in self._active:
             self.policy.update(f.model, f.context, f.reward)
         self.last_feedback_id = f.feedback_id
         self._since_snapshot += 1
         if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
-            self.snapshot()
+            gate = self.snapshot_gate
+            if gate is None or gate():
+                self.snapshot()
 
     def expire(self, now: float | None = None) -> list[FeedbackResult]:
         """Settle every decision whose wait time is over at its estimate and, with a

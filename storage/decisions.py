@@ -64,6 +64,9 @@ from storage.transactions import (
 
 _DECISION_HINT = "check the decision id the route call returned"
 
+#: PostgreSQL NOTIFY channel of new feedback (payload: its id), ``bandit_router.sync`` listens
+FEEDBACK_CHANNEL = "bandit_router_feedback"
+
 
 def _decision_id(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 64:
@@ -244,6 +247,11 @@ class SqlDecisionLog:
             s.flush()
             if d.reserved:
                 self.ledger.settle_in(s, decision_id, cost, user=d.user)
+            if self.sessions.postgres:  # wakes the other processes' sync at commit
+                s.execute(
+                    text("SELECT pg_notify(:channel, :id)"),
+                    {"channel": FEEDBACK_CHANNEL, "id": str(row.id)},
+                )
             return FeedbackOutcome(_feedback(row), False)
 
 
@@ -280,4 +288,4 @@ def _feedback(row: FeedbackRow) -> FeedbackRecord:
     )
 
 
-__all__ = ["SqlDecisionLog"]
+__all__ = ["FEEDBACK_CHANNEL", "SqlDecisionLog"]
