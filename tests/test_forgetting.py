@@ -111,7 +111,8 @@ def test_sample_parameters_draws_from_the_current_posterior():
     """With a pending discount the draw's covariance is the discounted ``A^-1`` (today's
     main drew from the covariance of the arm's last update: too narrow)."""
     d, gamma = 3, 0.9
-    pol = LinTS(["a", "b"], d, forgetting=gamma, v=1.0, seed=3)
+    # reward range centred on 0: the prior-free arms learn the raw reward (no offset)
+    pol = LinTS(["a", "b"], d, forgetting=gamma, v=1.0, seed=3, reward_range=(-1.0, 1.0))
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, d))
     arms = np.array([0] * 40 + [1] * 20)
@@ -210,7 +211,7 @@ def test_full_rank_arms_stay_exact_without_refactorisation():
     X = rng.normal(size=(n, d))
     arms = rng.integers(0, 2, n)
     r = rng.random(n)
-    pol = LinUCB(["a", "b"], d, forgetting=gamma, refactor_every=10**9)
+    pol = LinUCB(["a", "b"], d, forgetting=gamma, refactor_every=10**9, reward_range=(-1.0, 1.0))
     for x, k, y in zip(X, arms, r, strict=True):
         pol.update("ab"[k], x, float(y))
     assert (pol.state.rank == d).all()
