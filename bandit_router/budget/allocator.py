@@ -398,12 +398,15 @@ class BudgetAllocator:
                 afford = c <= remaining
             fb = self._fallback_index(policy, scores.mean, c, afford)
         sel = Selection(candidates, price, -1 if fb is None else fb, self._surplus)
-        admitted = sel.admitted(scores.value)
-        if fb is None and not admitted.any():
+        value = scores.value
+        if fb is None and not sel.admitted(value).any():
             return Allocation(None, 0.0, "no_candidate", psi, z, state.resets_at, sel)
         d = policy.choose(scores, sel)
         k = d.index
-        reason = "explored" if d.explored else "admitted" if admitted[k] else "fallback"
+        if d.explored:
+            reason = "explored"
+        else:  # admitted: a candidate worth its price (``Selection.admitted`` for one model)
+            reason = "admitted" if candidates[k] and value[k] >= price[k] else "fallback"
         return Allocation(d, float(c[k]), reason, psi, z, state.resets_at, sel)
 
     def _one_hot(self, K: int, k: int) -> np.ndarray:

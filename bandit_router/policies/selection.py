@@ -43,7 +43,7 @@ class Selection:
     [0, 1, 2]
     """
 
-    __slots__ = ("_pool", "candidates", "fallback", "price", "surplus")
+    __slots__ = ("_all", "_pool", "candidates", "fallback", "price", "surplus")
 
     def __init__(
         self,
@@ -57,11 +57,14 @@ class Selection:
         self.fallback = int(fallback)
         self.surplus = bool(surplus)
         self._pool: np.ndarray | None = None
+        self._all = False  # every model a candidate (``everything``): exploit is an argmax
 
     @classmethod
     def everything(cls, n_arms: int) -> Selection:
         """Every model may be chosen, no price: the plain bandit without an allocator."""
-        return cls(np.ones(n_arms, dtype=bool))
+        sel = cls(np.ones(n_arms, dtype=bool))
+        sel._all = True
+        return sel
 
     @classmethod
     def among(cls, mask: np.ndarray) -> Selection:
@@ -81,6 +84,8 @@ class Selection:
 
     def exploit(self, value: np.ndarray) -> int:
         """The exploiting choice for values ``(K,)``: an index, or -1 for no decision."""
+        if self._all:  # the same first maximum as the masked argmax below
+            return int(value.argmax())
         if self.price is None:
             v = value
             ok = self.candidates
