@@ -165,16 +165,27 @@ def create_app(
         transport=upstream_transport,
     )
 
+    engine = getattr(router.stores, "engine", None)
+    if settings.sync_interval_s is not None and engine is not None and _shared(engine):
+        from bandit_router.sync import StoreSync
+
+        state.sync = StoreSync(router, interval=settings.sync_interval_s)
+        metrics.watch_sync(state.sync, router)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.http()
         if settings.expire_interval_s is not None:
             state.tasks.append(asyncio.create_task(_expire_loop(state)))
+        if state.sync is not None:
+            state.sync.start()
         state.ready = True
         try:
             yield
         finally:
             state.ready = False
+            if state.sync is not None:
+                await state.blocking(state.sync.stop)
             for t in state.tasks:
                 t.cancel()
             for t in state.tasks:
@@ -219,14 +230,34 @@ def create_app(
         st: ServiceState = request.app.state.service
         if not st.ready:
             return JSONResponse({"status": "stopping"}, status_code=503)
+        sync = None
+        if st.sync is not None:
+            age = st.sync.age()
+            sync = {
+                "healthy": st.sync.healthy,
+                "age_s": None if age is None else round(age, 3),
+                "last_feedback_id": st.router.last_feedback_id,
+                "snapshot_writer": st.sync.is_snapshot_writer(),
+                "last_error": st.sync.last_error,
+            }
         try:
             await st.blocking(st.router.stores.models.list)
         except Exception as exc:
+            # routing state stays in memory, but decisions, feedback and reservations
+            # cannot be recorded: they answer 503 until the database is back
             return JSONResponse(
-                {"status": "unavailable", "reason": f"the store does not answer: {exc}"},
+                {
+                    "status": "unavailable",
+                    "store": "unreachable",
+                    "reason": f"the store does not answer: {exc}",
+                    "sync": sync,
+                },
                 status_code=503,
             )
-        return JSONResponse({"status": "ready", "models": list(st.router.models)})
+        body = {"status": "ready", "models": list(st.router.models)}
+        if sync is not None:
+            body["sync"] = sync
+        return JSONResponse(body)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics.")
     async def metrics_route(request: Request):
@@ -237,6 +268,11 @@ def create_app(
         return Response(body, media_type=CONTENT_TYPE)
 
     return app
+
+
+def _shared(engine: Any) -> bool:
+    """Whether other processes can write to this database (not an in-memory SQLite)."""
+    return engine.dialect.name != "sqlite" or engine.url.database not in (None, "", ":memory:")
 
 
 async def _expire_loop(state: ServiceState) -> None:

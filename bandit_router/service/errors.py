@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -45,11 +46,26 @@ _STATUS: tuple[tuple[type[BaseException], int, str], ...] = (
 )
 
 
+def _store_unavailable(exc: BaseException) -> bool:
+    """A ``storage.StorageError`` (the database cannot be read or written): 503. Looked up
+    only when ``storage`` is loaded (the core does not import it; without it, no store
+    error can be raised)."""
+    mod = sys.modules.get("storage.errors")
+    return mod is not None and isinstance(exc, mod.StorageError)
+
+
 def status_of(exc: BaseException) -> int:
-    """The HTTP status of a typed error (500 for anything else)."""
+    """The HTTP status of a typed error (500 for anything else).
+
+    >>> from storage.errors import StorageError
+    >>> status_of(StorageError("the database refused a write")), code_of(StorageError("x"))
+    (503, 'store_unavailable')
+    """
     for cls, status, _ in _STATUS:
         if isinstance(exc, cls):
             return status
+    if _store_unavailable(exc):
+        return 503
     return 500
 
 
@@ -57,6 +73,8 @@ def code_of(exc: BaseException) -> str:
     for cls, _, code in _STATUS:
         if isinstance(exc, cls):
             return code
+    if _store_unavailable(exc):
+        return "store_unavailable"
     return "internal_error"
 
 
@@ -124,7 +142,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BanditRouterError)
     async def _typed(_: Request, exc: BanditRouterError) -> JSONResponse:
-        return error_response(status_of(exc), str(exc), code_of(exc))
+        status = status_of(exc)
+        if status == 503 and _store_unavailable(exc):
+            # nothing was recorded: the decision, feedback or reservation is refused, not
+            # lost; the client retries (the router keeps its learned state in memory)
+            return error_response(
+                503,
+                f"{exc} Nothing was recorded; retry in a few seconds.",
+                "store_unavailable",
+                headers={"Retry-After": "2"},
+            )
+        return error_response(status, str(exc), code_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -55,6 +55,39 @@ class _LedgerCollector(Collector):
         yield left
 
 
+class _SyncCollector(Collector):
+    """The store sync of a scale-out process (``bandit_router.sync.StoreSync``), read at
+    scrape time: whether the store answers, how old the last sync is, the watermark."""
+
+    def __init__(self, sync: Any, router: Any) -> None:
+        self.sync = sync
+        self.router = router
+
+    def collect(self):
+        up = GaugeMetricFamily(
+            "router_store_up", "1 when the last sync with the database succeeded, else 0"
+        )
+        up.add_metric([], 1.0 if self.sync.healthy else 0.0)
+        yield up
+        age = self.sync.age()
+        lag = GaugeMetricFamily(
+            "router_sync_age_seconds",
+            "Seconds since this process last folded in the shared feedback log",
+        )
+        lag.add_metric([], -1.0 if age is None else age)
+        yield lag
+        last = GaugeMetricFamily(
+            "router_last_feedback_id", "Id of the last feedback folded into this process's state"
+        )
+        last.add_metric([], float(self.router.last_feedback_id))
+        yield last
+        writer = GaugeMetricFamily(
+            "router_snapshot_writer", "1 when this process writes the periodic snapshots"
+        )
+        writer.add_metric([], 1.0 if self.sync.is_snapshot_writer() else 0.0)
+        yield writer
+
+
 class ServiceMetrics:
     """The app's metrics on its own ``CollectorRegistry``; ``accounts()`` yields
     ``(user, committed USD, remaining USD)`` at scrape time.
@@ -112,6 +145,11 @@ class ServiceMetrics:
         self._lock = threading.Lock()
         if accounts is not None:
             r.register(_LedgerCollector(accounts))
+
+    def watch_sync(self, sync: Any, router: Any) -> None:
+        """Export the store sync's health (``router_store_up``, ``router_sync_age_seconds``,
+        ``router_last_feedback_id``, ``router_snapshot_writer``)."""
+        self.registry.register(_SyncCollector(sync, router))
 
     def decision(self, model: str, reason: str, cost: float) -> None:
         self.decisions.labels(model, reason).inc()

@@ -161,6 +161,9 @@ class ServiceSettings:
     embed_cache_size    exact-text LRU cache of embeddings (0: none beyond the router's)
     expire_interval_s   how often the app settles decisions whose feedback wait is over
                         (None: never; ``Router.expire``)
+    sync_interval_s     how often the app folds in the feedback and catalogue changes of
+                        the other processes sharing its database (scale-out; on PostgreSQL
+                        LISTEN/NOTIFY also wakes it at once); None: never
     key_cache_s         how long a verified API key is remembered (hashing is slow on
                         purpose); a revoked key stops working after at most that long
                         (at once when revoked through this app)
@@ -180,6 +183,7 @@ class ServiceSettings:
     embed_cache_size: int = 50_000
     expire_interval_s: float | None = 60.0
     key_cache_s: float = 60.0
+    sync_interval_s: float | None = 1.0
 
     def __post_init__(self) -> None:
         if self.admin_key is not None and (
@@ -238,6 +242,12 @@ class ServiceSettings:
         object.__setattr__(
             self, "key_cache_s", _positive(self.key_cache_s, "service.key_cache_s", allow_zero=True)
         )
+        if self.sync_interval_s is not None:
+            object.__setattr__(
+                self,
+                "sync_interval_s",
+                _positive(self.sync_interval_s, "service.sync_interval_s"),
+            )
 
     def check_models(self, models: Sequence[str]) -> None:
         """Refuse upstreams named after models the catalogue does not have."""

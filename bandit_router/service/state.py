@@ -94,6 +94,8 @@ class ServiceState:
     transport: httpx.AsyncBaseTransport | None = None
     ready: bool = True
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    #: ``bandit_router.sync.StoreSync`` of this process (SQL stores only), or None
+    sync: Any | None = None
 
     def http(self) -> httpx.AsyncClient:
         """The upstream client (made by the app's lifespan, or here on first use)."""
