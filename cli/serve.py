@@ -365,6 +365,13 @@ def serve(
         False, "--new-demo-key", help="Issue (and print) a new key for the demo user."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars (logs still print)."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Router processes sharing the port and one PostgreSQL database (they learn as "
+        "one; SQLite: 1 only).",
+    ),
 ) -> None:
     """Run the router as an HTTP service: /v1/route, /v1/feedback, the OpenAI-compatible
     /v1/chat/completions, admin routes and /metrics.
@@ -390,6 +397,11 @@ def serve(
         cfg = dataclasses.replace(cfg, port=port)
     if db is not None:
         cfg = dataclasses.replace(cfg, database_url=db)
+    if workers > 1:
+        from cli.serve_workers import run_workers
+
+        run_workers(cfg, workers, t0=t0, new_demo_key=new_demo_key, progress=not quiet)
+        return
     run(cfg, t0=t0, new_demo_key=new_demo_key, progress=not quiet)
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -234,6 +235,7 @@ def create_app(
         if st.sync is not None:
             age = st.sync.age()
             sync = {
+                "pid": os.getpid(),
                 "healthy": st.sync.healthy,
                 "age_s": None if age is None else round(age, 3),
                 "last_feedback_id": st.router.last_feedback_id,
