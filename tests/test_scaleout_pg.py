@@ -246,3 +246,76 @@ def test_one_snapshot_writer_at_a_time():
         finally:
             sa.close()
             sb.close()
+
+
+BUDGET = 0.02
+
+
+def budget_worker(url: str, w: int, threads: int, attempts: int, start, conn) -> None:
+    """Route ``threads x attempts`` queries of user "shared" through a Router; report how
+    many got a model and how many were refused as exhausted."""
+    stores = open_router_stores(url)
+    router, _ = make_router(stores)
+    router.ids = lambda: f"w{w}-{time.monotonic_ns()}-{threading.get_ident()}"
+    counts = {"ok": 0, "exhausted": 0, "other": 0}
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def run(t: int) -> None:
+        rng = np.random.default_rng([w, t])
+        for _ in range(attempts):
+            try:
+                r = router.route("shared", embedding=rng.normal(size=6), input_tokens=4000)
+                key = "ok" if r.ok else ("exhausted" if r.reason == "exhausted" else "other")
+            except Exception as exc:  # pragma: no cover - reported by the test
+                errors.append(repr(exc))
+                continue
+            with lock:
+                counts[key] += 1
+
+    pool = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    start.wait(60)
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    conn.send((counts, errors))
+    stores.close()
+
+
+def test_four_processes_of_sixteen_threads_never_reserve_more_than_the_budget():
+    from bandit_router.budget.periods import Budget
+    from bandit_router.stores import UserRecord
+
+    ctx = mp.get_context("fork")
+    with temporary_postgres_database(postgres_url()) as url:
+        with open_router_stores(url) as stores:
+            stores.users.put(UserRecord("shared", Budget(BUDGET)))
+        start = ctx.Barrier(4)
+        pipes, procs = [], []
+        for w in range(4):
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=budget_worker, args=(url, w, 16, 4, start, child))
+            p.start()
+            pipes.append(parent)
+            procs.append(p)
+        totals = {"ok": 0, "exhausted": 0, "other": 0}
+        for parent, p in zip(pipes, procs, strict=True):
+            assert parent.poll(120), "a worker did not finish"
+            counts, errors = parent.recv()
+            assert errors == []
+            for k in totals:
+                totals[k] += counts[k]
+            p.join(30)
+        assert totals["ok"] + totals["exhausted"] + totals["other"] == 4 * 16 * 4
+        assert totals["ok"] > 0 and totals["exhausted"] > 0  # the budget did bind
+        with open_router_stores(url) as stores:
+            state = stores.ledger.state("shared")
+            with stores.engine.connect() as conn:
+                reserved, n = conn.execute(
+                    text("SELECT coalesce(sum(estimated_cost), 0), count(*) FROM decisions")
+                ).one()
+        assert n == totals["ok"]  # every admitted route was recorded, no refused one
+        assert float(reserved) <= BUDGET + 1e-12
+        assert state.committed <= BUDGET + 1e-12
+        assert state.committed == pytest.approx(float(reserved), abs=1e-12)
