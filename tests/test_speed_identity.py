@@ -173,3 +173,41 @@ def test_transform_one_of_zero_and_of_wrong_length():
     assert f.transform_one([3, 0, 4]).round(2).tolist() == [0.6, 0.0, 0.8, 1.0]  # a list
     with pytest.raises(InvalidInputError):
         f.transform_one(np.zeros(4))
+
+
+def _exploit_reference(sel: Selection, value: np.ndarray) -> int:
+    """The masked argmax of the admitted models (the definition ``exploit`` shortcuts)."""
+    if sel.price is None:
+        ok, v = sel.candidates, value
+    else:
+        s = value - sel.price
+        ok = sel.candidates & (s >= 0.0)
+        v = s if sel.surplus else value
+    k = int(np.where(ok, v, -np.inf).argmax())
+    return k if ok[k] else sel.fallback
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    K=st.integers(1, 6),
+    data=st.data(),
+    fallback=st.integers(-1, 5),
+    surplus=st.booleans(),
+    priced=st.booleans(),
+)
+def test_exploit_shortcuts_choose_like_the_masked_argmax(K, data, fallback, surplus, priced):
+    """``Selection.exploit``'s shortcuts (one argmax for ``everything``, the best
+    candidate's surplus under prices) pick what the masked argmax picks, ties (first
+    index), NaN and infinite values included."""
+    grid = st.one_of(
+        st.sampled_from([0.0, 0.1, 0.5, 0.6, 1.0, np.nan, np.inf, -np.inf]),
+        st.floats(-1.0, 1.0),
+    )
+    value = np.array(data.draw(st.lists(grid, min_size=K, max_size=K)))
+    cand = np.array(data.draw(st.lists(st.booleans(), min_size=K, max_size=K)))
+    price = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.1, 0.5]), min_size=K, max_size=K)))
+    fb = min(fallback, K - 1)
+    sel = Selection(cand, price if priced else None, fb, surplus)
+    assert sel.exploit(value) == _exploit_reference(sel, value)
+    everything = Selection.everything(K)
+    assert everything.exploit(value) == _exploit_reference(Selection(np.ones(K, bool)), value)

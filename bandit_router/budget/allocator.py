@@ -347,7 +347,8 @@ class BudgetAllocator:
                 f"costs have shape {c.shape}, the scores {value.shape}; give one cost per arm "
                 "in the order of policy.arms."
             )
-        cmin = c.min()
+        cheapest = int(c.argmin())  # the first NaN if any: then the check below refuses
+        cmin = c[cheapest]
         if not cmin >= 0.0:
             raise InvalidInputError(
                 "costs must be USD amounts >= 0 (no NaN); check the cost model."
@@ -381,7 +382,7 @@ class BudgetAllocator:
             candidates &= mask
         # the fallback: among the affordable models (the whole budget, not just the bin)
         if max_cost is None and mask is None:
-            fb = int(c.argmin()) if self.fallback == "cheapest" else None
+            fb = cheapest if self.fallback == "cheapest" else None
             afford = None
         else:
             fb = None

@@ -89,6 +89,18 @@ class Selection:
         if self.price is None:
             v = value
             ok = self.candidates
+        elif self.surplus:
+            # the best candidate's surplus: admitted (>= 0) means it is the best admitted
+            # one, first index on ties like the masked argmax below; NaN takes that path
+            s = np.where(self.candidates, value - self.price, -np.inf)
+            k = int(s.argmax())
+            best = s[k]
+            if best >= 0.0:
+                return k
+            if best < 0.0:
+                return self.fallback
+            ok = self.candidates & (s >= 0.0)
+            v = s
         else:
             s = value - self.price
             ok = self.candidates & (s >= 0.0)
