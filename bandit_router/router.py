@@ -1086,6 +1086,12 @@ class Router:
             self.catch_up()
         return changed
 
+    def forget_budgets(self) -> None:
+        """Drop the cached budgets of users: the next route reads each user's budget from
+        the user directory again (another process may have changed it)."""
+        with self._lock:
+            self._budgets.clear()
+
     def _apply(self, f: FeedbackRecord) -> None:
         if f.reward is not None and f.model in self._active:
             self.policy.update(f.model, f.context, f.reward)

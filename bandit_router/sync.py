@@ -16,9 +16,11 @@ feedback-id order, so every process holds the state of one process that saw all 
   (``storage.decisions``), so they become visible in id order and a watermark never skips
   a row that commits late. The log is read outside the router's lock and applied under it
   (``Router.apply_feedback``), so routing is not held up by the read.
-- **catalogue**: each round also reads the models table (``Router.refresh_catalogue``):
-  models added, retired or repriced by another process's admin API reach this one within
-  the same interval.
+- **catalogue and budgets**: each round also reads the models table
+  (``Router.refresh_catalogue``) and drops the router's cached user budgets
+  (``Router.forget_budgets``): models added, retired or repriced and budgets changed by
+  another process's admin API reach this one within the same interval. (Spend, holds and
+  the arrival count the allocator paces with are read from the ledger on every route.)
 - **snapshots**: one process at a time writes the periodic snapshots, the holder of a
   session-level advisory lock (``pg_try_advisory_lock``) on the listener connection; when
   that process dies its connection closes and another process takes the lock at its next
@@ -131,6 +133,7 @@ class StoreSync:
             r = self.router
             try:
                 r.refresh_catalogue()
+                r.forget_budgets()  # budgets changed by another process's admin API
                 n = 0
                 while True:
                     batch = r.stores.decisions.feedback_since(r.last_feedback_id, 5_000)

@@ -319,3 +319,48 @@ def test_four_processes_of_sixteen_threads_never_reserve_more_than_the_budget():
         assert float(reserved) <= BUDGET + 1e-12
         assert state.committed <= BUDGET + 1e-12
         assert state.committed == pytest.approx(float(reserved), abs=1e-12)
+
+
+def test_pacing_state_is_read_from_the_shared_ledger():
+    """Spent share and arrival count come from the ledger: a process that routed nothing
+    paces exactly as the one that routed everything."""
+    from bandit_router.budget.periods import Budget
+
+    with temporary_postgres_database(postgres_url()) as url:
+        sa, sb = open_router_stores(url), open_router_stores(url)
+        try:
+            a, current = make_router(sa)
+            b, _ = make_router(sb)
+            a.set_user("paced", Budget(0.05, "daily", expected_queries=40))
+            for i in range(12):
+                current["id"] = f"p{i}"
+                assert a.route("paced", embedding=np.ones(6), input_tokens=2000).ok
+            sa_state, sb_state = sa.ledger.state("paced"), sb.ledger.state("paced")
+            assert sb_state.n_decisions == 12 and sb_state.reserved == sa_state.reserved > 0
+            assert b.allocator.spent_share(sb_state) == a.allocator.spent_share(sa_state)
+            assert b.budget_of("paced") == a.budget_of("paced")
+        finally:
+            sa.close()
+            sb.close()
+
+
+def test_a_budget_set_by_another_process_binds_after_a_sync():
+    """A user first seen without a budget, then given one through another process: after
+    the next sync this process reserves against it (it no longer routes them unbudgeted)."""
+    from bandit_router.budget.periods import Budget
+
+    with temporary_postgres_database(postgres_url()) as url:
+        sa, sb = open_router_stores(url), open_router_stores(url)
+        try:
+            a, _ = make_router(sa)
+            b, current = make_router(sb)
+            current["id"] = "u0"
+            assert b.route("late", embedding=np.ones(6), input_tokens=100).reason != "exhausted"
+            a.set_user("late", Budget(1e-9))  # too small for any model
+            StoreSync(b, interval=60.0, listen=False).sync_once()
+            current["id"] = "u1"
+            r = b.route("late", embedding=np.ones(6), input_tokens=100)
+            assert not r.ok and r.reason == "exhausted"
+        finally:
+            sa.close()
+            sb.close()
