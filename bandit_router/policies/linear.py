@@ -47,6 +47,23 @@ def exploration_discount(
     return np.minimum(f, 1.0, out=f)
 
 
+def discounted_values(
+    mean: np.ndarray, value: np.ndarray, factor: np.ndarray, price: np.ndarray
+) -> np.ndarray:
+    """Values ``(K,)`` or ``(n, K)`` with each model's exploration (``value - mean`` above
+    the mean) times ``factor`` ``(K,)``; never below ``min(value, price)``, so the models
+    whose value clears their price (the allocator's admitted set) stay admitted, and no
+    value rises (none is newly admitted).
+
+    >>> discounted_values(np.array([0.5, 0.5]), np.array([0.9, 0.3]), np.array([0.5, 0.5]),
+    ...                   np.array([0.8, 0.0]))
+    array([0.8, 0.3])
+    """
+    dev = value - mean
+    out = mean + np.where(dev > 0.0, factor * dev, dev)
+    return np.maximum(out, np.minimum(value, price))
+
+
 class LinearPolicy(Policy):
     """Disjoint ridge arms with optional priors, forgetting and drift watch.
 

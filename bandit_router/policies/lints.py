@@ -8,7 +8,11 @@ import numpy as np
 
 from bandit_router.errors import ConfigurationError, InvalidInputError
 from bandit_router.policies.base import ArmScores, Decision
-from bandit_router.policies.linear import LinearPolicy, exploration_discount
+from bandit_router.policies.linear import (
+    LinearPolicy,
+    discounted_values,
+    exploration_discount,
+)
 
 
 class LinTS(LinearPolicy):
@@ -68,7 +72,7 @@ class LinTS(LinearPolicy):
                 scores.arms,
                 scores.mean,
                 scores.width,
-                scores.mean + (scores.value - scores.mean) * f,
+                discounted_values(scores.mean, scores.value, f, sel.price),
             )
         k = sel.exploit(scores.value)
         if k < 0:
@@ -94,8 +98,9 @@ class LinTS(LinearPolicy):
     def _mc_probabilities(self, scores: ArmScores, sel, rng: np.random.Generator) -> np.ndarray:
         K = len(scores.mean)
         f = exploration_discount(sel, self.reward_range) if self.cost_aware else None
-        sd = scores.width if f is None else scores.width * f
-        draws = scores.mean + sd * rng.standard_normal((self.n_mc, K))
+        draws = scores.mean + scores.width * rng.standard_normal((self.n_mc, K))
+        if f is not None:
+            draws = discounted_values(scores.mean, draws, f, sel.price)
         ks = sel.exploit_many(draws)
         return np.bincount(ks[ks >= 0], minlength=K)[:K] / self.n_mc
 

@@ -8,7 +8,11 @@ import numpy as np
 
 from bandit_router.errors import ConfigurationError
 from bandit_router.policies.base import ArmScores, Decision
-from bandit_router.policies.linear import LinearPolicy, exploration_discount
+from bandit_router.policies.linear import (
+    LinearPolicy,
+    discounted_values,
+    exploration_discount,
+)
 
 
 class LinUCB(LinearPolicy):
@@ -64,7 +68,7 @@ class LinUCB(LinearPolicy):
         f = exploration_discount(sel, self.reward_range) if self.cost_aware else None
         if f is None:
             return scores
-        value = scores.mean + (scores.value - scores.mean) * f
+        value = discounted_values(scores.mean, scores.value, f, sel.price)
         return ArmScores(scores.arms, scores.mean, scores.width, value)
 
     def choose(self, scores: ArmScores, allowed=None) -> Decision:
