@@ -93,6 +93,9 @@ class StoreSync:
         The message of the last failed round.
     rounds, applied
         Successful rounds, feedback applied by them.
+    last_lag_s
+        For the newest feedback a round applied: seconds from its being written (by
+        another process) to its being applied here: the observed state lag.
     """
 
     def __init__(
@@ -116,6 +119,8 @@ class StoreSync:
         self.rounds = 0
         self.applied = 0
         self.notifications = 0
+        self.last_lag_s: float | None = None
+        self.wall = time.time
         self._leader = self._pg_url is None  # SQLite / memory: the only process writes
         self._conn: Any | None = None
         self._stop = threading.Event()
@@ -137,7 +142,13 @@ class StoreSync:
                 n = 0
                 while True:
                     batch = r.stores.decisions.feedback_since(r.last_feedback_id, 5_000)
-                    n += r.apply_feedback(batch)
+                    k = r.apply_feedback(batch)
+                    if k:
+                        # wall-clock age of the newest record at the moment it was applied
+                        # (feedback times are the writing process's clock: one host, or
+                        # synchronised clocks)
+                        self.last_lag_s = max(self.wall() - batch[-1].created_at, 0.0)
+                    n += k
                     if len(batch) < 5_000:
                         break
             except Exception as exc:  # the database is unreachable, or a bad row

@@ -335,11 +335,14 @@ def _db_admin(url: str):
     return create_engine(url, isolation_level="AUTOCOMMIT")
 
 
-async def lag_trials(url: str, key: str, workers: int, trials: int) -> list[float]:
+async def lag_trials(
+    url: str, key: str, workers: int, trials: int, inside: list[float]
+) -> list[float]:
     """State lag between workers: send one feedback, then poll /readyz on fresh connections
     (the kernel hands each to some worker) until every worker's ``last_feedback_id`` has
     reached it; the lag is the time until the last worker was seen caught up (an upper
-    bound: it includes the polling gaps). Seconds per trial."""
+    bound: it includes the polling gaps). Seconds per trial; ``inside`` gets the lags the
+    other workers measured themselves (``last_lag_s`` in /readyz)."""
     auth = {"Authorization": f"Bearer {key}"}
     rng = np.random.default_rng(1)
     out = []
@@ -356,13 +359,15 @@ async def lag_trials(url: str, key: str, workers: int, trials: int) -> list[floa
             fid = f.json()["feedback_id"]
             t0 = time.perf_counter()
             seen: dict[int, float] = {}
-            pids: set[int] = set()
             while time.perf_counter() - t0 < 30:
                 sync = (await client.get(f"{url}/readyz")).json().get("sync") or {}
                 pid = sync.get("pid")
-                pids.add(pid)
                 if sync.get("last_feedback_id", -1) >= fid and pid not in seen:
                     seen[pid] = time.perf_counter() - t0
+                    # measured by the worker itself: written -> applied there (None for the
+                    # worker that took the feedback: it applied it before answering)
+                    if sync.get("last_feedback_id") == fid and sync.get("last_lag_s") is not None:
+                        inside.append(sync["last_lag_s"])
                 if len(seen) >= workers:
                     break
             out.append(max(seen.values()) if len(seen) >= workers else float("nan"))
@@ -429,7 +434,7 @@ def scaleout_main(args: argparse.Namespace) -> None:
 
                 async def go(
                     url: str = url, key: str = m.group(1), n: int = n
-                ) -> tuple[list[dict], list[float]]:
+                ) -> tuple[list[dict], list[float], list[float]]:
                     auth = {"Authorization": f"Bearer {key}"}
                     hdr = {**auth, "Content-Type": "application/json"}
                     rng = np.random.default_rng(0)
@@ -459,15 +464,20 @@ def scaleout_main(args: argparse.Namespace) -> None:
                         await run_phase("route only", route, args.requests, args.seconds),
                         await run_phase("route+feedback", pair, args.requests, args.seconds),
                     ]
-                    lags = await lag_trials(url, key, n, args.lag_trials)
-                    return res, lags
+                    inside: list[float] = []
+                    lags = await lag_trials(url, key, n, args.lag_trials, inside)
+                    return res, lags, inside
 
-                res, lags = asyncio.run(go())
+                res, lags, inside = asyncio.run(go())
                 lag_ms = np.array(lags) * 1000
+                in_ms = np.array(inside or [np.nan]) * 1000
                 rows.append({"workers": n, "phases": res,
                              "lag_ms": {"p50": round(float(np.nanmedian(lag_ms)), 1),
                                         "max": round(float(np.nanmax(lag_ms)), 1),
-                                        "trials": len(lags)}})  # fmt: skip
+                                        "trials": len(lags),
+                                        "in_worker_p50": round(float(np.nanmedian(in_ms)), 1),
+                                        "in_worker_max": round(float(np.nanmax(in_ms)), 1),
+                                        "in_worker_n": len(inside)}})  # fmt: skip
             finally:
                 for p in procs:
                     if p.poll() is None:
@@ -495,10 +505,16 @@ def scaleout_main(args: argparse.Namespace) -> None:
             print(f"| {row['workers']} | {r['phase']} | {r['units_per_s']} | "
                   f"{r['route']['p50_ms']} | {r['route']['p99_ms']} | {r['route']['per_s']} | "
                   f"{r['errors'] or ''} |")  # fmt: skip
-    print("\n| workers | state lag p50 ms | state lag max ms | trials |\n|---:|---:|---:|---:|")
+    print(
+        "\n| workers | lag seen by polling p50 / max ms | lag measured in the workers p50 / "
+        "max ms (n) |\n|---:|---:|---:|"
+    )
     for row in rows:
         lag = row["lag_ms"]
-        print(f"| {row['workers']} | {lag['p50']} | {lag['max']} | {lag['trials']} |")
+        print(
+            f"| {row['workers']} | {lag['p50']} / {lag['max']} | {lag['in_worker_p50']} / "
+            f"{lag['in_worker_max']} ({lag['in_worker_n']}) |"
+        )
 
 
 def main() -> None:

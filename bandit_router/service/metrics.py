@@ -76,6 +76,13 @@ class _SyncCollector(Collector):
         )
         lag.add_metric([], -1.0 if age is None else age)
         yield lag
+        if self.sync.last_lag_s is not None:
+            applied = GaugeMetricFamily(
+                "router_sync_lag_seconds",
+                "Seconds from another process writing the newest feedback to its being applied here",
+            )
+            applied.add_metric([], self.sync.last_lag_s)
+            yield applied
         last = GaugeMetricFamily(
             "router_last_feedback_id", "Id of the last feedback folded into this process's state"
         )
