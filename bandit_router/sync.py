@@ -120,6 +120,7 @@ class StoreSync:
         self.applied = 0
         self.notifications = 0
         self.last_lag_s: float | None = None
+        self.last_lag_id = 0  # the feedback ``last_lag_s`` was measured on
         self.wall = time.time
         self._leader = self._pg_url is None  # SQLite / memory: the only process writes
         self._conn: Any | None = None
@@ -148,6 +149,7 @@ class StoreSync:
                         # (feedback times are the writing process's clock: one host, or
                         # synchronised clocks)
                         self.last_lag_s = max(self.wall() - batch[-1].created_at, 0.0)
+                        self.last_lag_id = batch[-1].feedback_id
                     n += k
                     if len(batch) < 5_000:
                         break

@@ -366,7 +366,7 @@ async def lag_trials(
                     seen[pid] = time.perf_counter() - t0
                     # measured by the worker itself: written -> applied there (None for the
                     # worker that took the feedback: it applied it before answering)
-                    if sync.get("last_feedback_id") == fid and sync.get("last_lag_s") is not None:
+                    if sync.get("last_lag_feedback_id") == fid:
                         inside.append(sync["last_lag_s"])
                 if len(seen) >= workers:
                     break
@@ -470,13 +470,13 @@ def scaleout_main(args: argparse.Namespace) -> None:
 
                 res, lags, inside = asyncio.run(go())
                 lag_ms = np.array(lags) * 1000
-                in_ms = np.array(inside or [np.nan]) * 1000
+                in_ms = np.array(inside or [-0.001]) * 1000  # -1: none (one worker)
                 rows.append({"workers": n, "phases": res,
                              "lag_ms": {"p50": round(float(np.nanmedian(lag_ms)), 1),
                                         "max": round(float(np.nanmax(lag_ms)), 1),
                                         "trials": len(lags),
-                                        "in_worker_p50": round(float(np.nanmedian(in_ms)), 1),
-                                        "in_worker_max": round(float(np.nanmax(in_ms)), 1),
+                                        "in_worker_p50": round(float(np.median(in_ms)), 1),
+                                        "in_worker_max": round(float(np.max(in_ms)), 1),
                                         "in_worker_n": len(inside)}})  # fmt: skip
             finally:
                 for p in procs:

@@ -240,6 +240,7 @@ def create_app(
                 "age_s": None if age is None else round(age, 3),
                 "last_feedback_id": st.router.last_feedback_id,
                 "last_lag_s": st.sync.last_lag_s,
+                "last_lag_feedback_id": st.sync.last_lag_id,
                 "snapshot_writer": st.sync.is_snapshot_writer(),
                 "last_error": st.sync.last_error,
             }
