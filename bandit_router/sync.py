@@ -79,7 +79,8 @@ class StoreSync:
         Seconds between polls (the bound on how stale this process's state may be when
         notifications are lost; with LISTEN/NOTIFY the usual lag is milliseconds).
     listen
-        Use LISTEN/NOTIFY and the snapshot advisory lock on PostgreSQL.
+        Use LISTEN/NOTIFY and the snapshot advisory lock on PostgreSQL (False, or without
+        the psycopg driver: polling only, and this process writes its snapshots).
     clock
         Monotonic seconds (tests).
 
@@ -113,6 +114,16 @@ class StoreSync:
         self.clock = clock
         engine = getattr(router.stores, "engine", None)
         self._pg_url = _psycopg_url(engine) if listen else None
+        if self._pg_url is not None:
+            try:
+                import psycopg  # noqa: F401  (the listener's driver; psycopg2 engines too)
+            except ImportError:
+                log.warning(
+                    "psycopg is not installed: no LISTEN/NOTIFY (polling every %.3g s) and "
+                    "every process writes its snapshots; pip install 'bandit-router[postgres]'",
+                    self.interval,
+                )
+                self._pg_url = None
         self.healthy = True
         self.last_ok: float | None = None
         self.last_error: str | None = None
