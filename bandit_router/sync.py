@@ -16,7 +16,7 @@ feedback-id order, so every process holds the state of one process that saw all 
   (``storage.decisions``), so they become visible in id order and a watermark never skips
   a row that commits late. The log is read outside the router's lock and applied under it
   (``Router.apply_feedback``), so routing is not held up by the read.
-- **catalogue and budgets**: each round also reads the models table
+- **catalogue and budgets**: once per interval a round also reads the models table
   (``Router.refresh_catalogue``) and drops the router's cached user budgets
   (``Router.forget_budgets``): models added, retired or repriced and budgets changed by
   another process's admin API reach this one within the same interval. (Spend, holds and
@@ -132,6 +132,7 @@ class StoreSync:
         self.notifications = 0
         self.last_lag_s: float | None = None
         self.last_lag_id = 0  # the feedback ``last_lag_s`` was measured on
+        self._last_full: float | None = None
         self.wall = time.time
         self._leader = self._pg_url is None  # SQLite / memory: the only process writes
         self._conn: Any | None = None
@@ -142,15 +143,19 @@ class StoreSync:
         router.snapshot_gate = self.is_snapshot_writer
 
     # ---- one round ---------------------------------------------------------------------
-    def sync_once(self) -> int:
-        """Catalogue changes, then the feedback logged after the watermark; returns how
-        many feedback records were applied. Raises nothing: a failure marks the sync
-        unhealthy and returns 0."""
+    def sync_once(self, full: bool = True) -> int:
+        """Catalogue changes and budgets (``full``), then the feedback logged after the
+        watermark; returns how many feedback records were applied. Raises nothing: a
+        failure marks the sync unhealthy and returns 0. (A notification runs a round
+        without ``full``: the catalogue and budgets are refreshed once per interval, not
+        once per feedback.)"""
         with self._round_lock:
             r = self.router
             try:
-                r.refresh_catalogue()
-                r.forget_budgets()  # budgets changed by another process's admin API
+                if full:
+                    r.refresh_catalogue()
+                    r.forget_budgets()  # budgets changed by another process's admin API
+                    self._last_full = self.clock()
                 n = 0
                 while True:
                     batch = r.stores.decisions.feedback_since(r.last_feedback_id, 5_000)
@@ -235,7 +240,8 @@ class StoreSync:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            self.sync_once()
+            due = self._last_full is None or self.clock() - self._last_full >= self.interval
+            self.sync_once(full=due or not self.healthy)
 
     def _listen_loop(self) -> None:
         import psycopg
