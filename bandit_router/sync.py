@@ -32,7 +32,7 @@ feedback-id order, so every process holds the state of one process that saw all 
 >>> from bandit_router.catalogue import ModelSpec
 >>> from bandit_router.policies import make_policy
 >>> from bandit_router.router import Router
->>> from storage import open_router_stores
+>>> from bandit_router.storage import open_router_stores
 >>> stores = open_router_stores("sqlite://")
 >>> a = Router([ModelSpec("m", 0.1, 0.2)], None, None, make_policy("linucb", ["m"], 2),
 ...            stores=stores)
@@ -246,7 +246,7 @@ class StoreSync:
     def _listen_loop(self) -> None:
         import psycopg
 
-        from storage.decisions import FEEDBACK_CHANNEL
+        from bandit_router.storage.decisions import FEEDBACK_CHANNEL
 
         while not self._stop.is_set():
             try:

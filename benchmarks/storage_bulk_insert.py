@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from storage import open_store
+from bandit_router.storage import open_store
 
 
 def steps_frame(n: int, seed: int = 0) -> pd.DataFrame:

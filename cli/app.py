@@ -23,35 +23,35 @@ def _root() -> None:
 
 
 def _register() -> None:
-    from cli import demo
+    from bandit_router.cli import demo
 
     demo.register(app)
 
-    from cli import serve
+    from bandit_router.cli import serve
 
     serve.register(app)
 
-    from cli import warm_start
+    from bandit_router.cli import warm_start
 
     warm_start.register(app)
 
-    from cli import runs
+    from bandit_router.cli import runs
 
     runs.register(app)
 
-    from cli import evaluate, replay, simulate
+    from bandit_router.cli import evaluate, replay, simulate
 
     replay.register(app)
     simulate.register(app)
     evaluate.register(app)
 
-    from cli import models, route, users
+    from bandit_router.cli import models, route, users
 
     route.register(app)
     users.register(app)
     models.register(app)
 
-    from cli import db
+    from bandit_router.cli import db
 
     db.register(app)
 

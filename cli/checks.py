@@ -139,7 +139,7 @@ def check_fixed_models(
 
 def check_allocator(spec: str) -> None:
     """``--allocator`` must be auto, knapsack or affordable (and available)."""
-    from simulations.replay import make_allocator
+    from bandit_router.simulations.replay import make_allocator
 
     with usage_errors("--allocator"):
         make_allocator(spec)
@@ -148,7 +148,7 @@ def check_allocator(spec: str) -> None:
 def check_replay_options(**options: Any) -> Any:
     """Build the ``ReplayConfig`` of ``--order/--delay/--noise/--flip/--learn-fraction`` now
     (its own checks), with the flag in the message."""
-    from simulations.replay import DelaySpec, ReplayConfig
+    from bandit_router.simulations.replay import DelaySpec, ReplayConfig
 
     with usage_errors("--delay"):
         DelaySpec.parse(options.get("delay", "none"))
@@ -189,7 +189,7 @@ def load_prior_file(path: Path, flag: str = "--prior") -> Any:
     advice about pickles)."""
     import zipfile
 
-    from simulations.pipeline import load_prior
+    from bandit_router.simulations.pipeline import load_prior
 
     check_input_file(path, flag)
     if not zipfile.is_zipfile(path):

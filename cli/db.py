@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 
 import typer
-
-from cli.options import db_option
+from bandit_router.cli.options import db_option
 
 db_app = typer.Typer(
     help="The database of the router: apply migrations, show the schema revision and row "
@@ -26,8 +25,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _engine(db: str | None):
-    from storage.config import resolve_database_url
-    from storage.engine import make_engine
+    from bandit_router.storage.config import resolve_database_url
+    from bandit_router.storage.engine import make_engine
 
     return make_engine(resolve_database_url(db))
 
@@ -42,8 +41,8 @@ def upgrade_cmd(db: str | None = db_option()) -> None:
 
         bandit-router db upgrade --db postgresql+psycopg://router@db-host/router
     """
-    from storage.config import display_url
-    from storage.migrate import current_revisions, upgrade
+    from bandit_router.storage.config import display_url
+    from bandit_router.storage.migrate import current_revisions, upgrade
 
     engine = _engine(db)
     try:
@@ -75,10 +74,10 @@ def status_cmd(
 
         bandit-router db status --json
     """
-    from storage.config import display_url
-    from storage.errors import SchemaVersionError
-    from storage.maintenance import status
-    from storage.migrate import _check_known
+    from bandit_router.storage.config import display_url
+    from bandit_router.storage.errors import SchemaVersionError
+    from bandit_router.storage.maintenance import status
+    from bandit_router.storage.migrate import _check_known
 
     engine = _engine(db)
     try:
@@ -104,7 +103,7 @@ def status_cmd(
         for table, n in info["counts"].items():
             typer.echo(f"  {table:<{width}}  {'-' if n is None else n:>10}")
     if not info["known"]:
-        from storage.errors import SchemaVersionError
+        from bandit_router.storage.errors import SchemaVersionError
 
         raise SchemaVersionError(info["error"])
     if not info["up_to_date"] and not as_json:
@@ -112,7 +111,7 @@ def status_cmd(
 
 
 def _migrations_dir():
-    from storage.migrate import MIGRATIONS_DIR
+    from bandit_router.storage.migrate import MIGRATIONS_DIR
 
     return MIGRATIONS_DIR
 
@@ -140,8 +139,8 @@ def prune_cmd(
 
         bandit-router db prune --older-than 30d --dry-run
     """
-    from storage import open_store
-    from storage.maintenance import parse_duration, prune
+    from bandit_router.storage import open_store
+    from bandit_router.storage.maintenance import parse_duration, prune
 
     seconds = parse_duration(older_than)
     with open_store(db) as store:

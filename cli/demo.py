@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import typer
-
-from cli.options import db_option
+from bandit_router.cli.options import db_option
 
 
 def register(app: typer.Typer) -> None:
@@ -42,21 +41,22 @@ def demo(
     (five models, five task families). The expected quality of every model on every prompt
     is known, so regret is exact.
     """
-    from cli.checks import check_embedder
-    from cli.replay import split_policies
-    from simulations.demo_run import run_demo
+    from bandit_router.cli.checks import check_embedder
+    from bandit_router.cli.replay import split_policies
+    from bandit_router.simulations.demo_run import run_demo
 
     names = split_policies([policies])
     check_embedder(embedder)
+    from bandit_router.cli.checks import check_fixed_models
+
     from bandit_router.catalogue import DEMO_CATALOGUE
-    from cli.checks import check_fixed_models
 
     check_fixed_models(
         names, [m.name for m in DEMO_CATALOGUE], where="the demo catalogue", flag="--policies"
     )
     store = None
     if save:
-        from storage import open_store
+        from bandit_router.storage import open_store
 
         store = open_store(db)
     try:

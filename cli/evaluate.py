@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import typer
-
-from cli.checks import usage
-from cli.options import db_option
-from cli.replay import split_names, split_policies
+from bandit_router.cli.checks import usage
+from bandit_router.cli.options import db_option
+from bandit_router.cli.replay import split_names, split_policies
 
 _FORMAT = (
     "LOG is a CSV/JSONL/Parquet decision log, one decision per row: model (chosen), reward "
@@ -68,9 +67,7 @@ def evaluate(
 
     IPS, self-normalised IPS and doubly robust, with bootstrap intervals.
     """
-    from bandit_router.config import build_policy
-    from bandit_router.policies import PRIOR_POLICIES
-    from cli.checks import (
+    from bandit_router.cli.checks import (
         check_embedder,
         check_fixed_models,
         check_input_file,
@@ -78,7 +75,15 @@ def evaluate(
         policy_settings,
         usage_errors,
     )
-    from simulations.ope import evaluate_candidate, log_from_frame, read_log, select_runs
+    from bandit_router.simulations.ope import (
+        evaluate_candidate,
+        log_from_frame,
+        read_log,
+        select_runs,
+    )
+
+    from bandit_router.config import build_policy
+    from bandit_router.policies import PRIOR_POLICIES
 
     # every option is checked before a prompt is embedded or a candidate run
     names = split_policies(policy)
@@ -189,7 +194,7 @@ def _save(
     """Store one estimate as an ``evaluate`` run; returns its id (None without --save)."""
     if not save:
         return None
-    from storage import open_store
+    from bandit_router.storage import open_store
 
     store = open_store(db)
     try:

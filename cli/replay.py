@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from bandit_router.cli.checks import usage
+from bandit_router.cli.options import db_option, workers_option
 
 from bandit_router.errors import ConfigurationError
-from cli.checks import usage
-from cli.options import db_option, workers_option
 
 
 def register(app: typer.Typer) -> None:
@@ -133,11 +133,11 @@ def emit(
     notes: Sequence[str] = (),
 ) -> None:
     """Save runs, print one JSON object per run (``--json``) or a summary table."""
-    from simulations.pipeline import json_record, save_result, summary_table
+    from bandit_router.simulations.pipeline import json_record, save_result, summary_table
 
     ids: list[int | None] = [None] * len(results)
     if save:
-        from storage import open_store
+        from bandit_router.storage import open_store
 
         store = open_store(db)
         try:
@@ -219,9 +219,9 @@ def _tuned_specs(
     the users of ``--users`` are kept, so per-user budgets stay per user)."""
     from dataclasses import replace
 
-    from simulations.outcomes import load_outcomes
-    from simulations.pipeline import restrict_prepared
-    from simulations.tune import DEFAULT_GRIDS, tuning_split
+    from bandit_router.simulations.outcomes import load_outcomes
+    from bandit_router.simulations.pipeline import restrict_prepared
+    from bandit_router.simulations.tune import DEFAULT_GRIDS, tuning_split
 
     users = prepared.problem.info.get("users", "single")
     train_table = load_outcomes(train, nan="drop") if train is not None else None
@@ -238,7 +238,7 @@ def _tuned_specs(
     restrict_prepared(prepared, rest, embedder, progress=not quiet)
     prepared.notes.append(note)
     horizon = min(tuning.n, base.max_steps or prepared.problem.n)
-    from simulations.tune import on_edge, tune
+    from bandit_router.simulations.tune import on_edge, tune
 
     # tuned under the budget the replay runs with (one tuning per budget fraction)
     fractions = sorted({s.config.budget_fraction for s in specs}, key=lambda f: (f is None, f))
@@ -389,7 +389,7 @@ def replay(
 
     Each policy sees the queries one by one and learns only from the chosen model's score.
     """
-    from cli.checks import (
+    from bandit_router.cli.checks import (
         check_allocator,
         check_embedder,
         check_fixed_models,
@@ -400,8 +400,8 @@ def replay(
         load_prior_file,
         policy_settings,
     )
-    from simulations.pipeline import prepare_replay
-    from simulations.sweep import grid, run_sweep
+    from bandit_router.simulations.pipeline import prepare_replay
+    from bandit_router.simulations.sweep import grid, run_sweep
 
     # every option is checked here, before the table is embedded or a prior trained
     names = split_policies(policy)
@@ -433,11 +433,11 @@ def replay(
     check_output_file(save_prior, "--save-prior")
 
     def check_table(t: Any) -> None:
-        from simulations.replay import resolve_users
+        from bandit_router.simulations.replay import resolve_users
 
         check_fixed_models(names, t.models, where=str(table))
         if users.strip().startswith("column:"):
-            from cli.checks import usage_errors
+            from bandit_router.cli.checks import usage_errors
 
             with usage_errors("--users"):
                 resolve_users(t, users)

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-
-from cli.options import DB_HELP
+from bandit_router.cli.options import DB_HELP
 
 CONFIG_HELP = (
     "Router config file (YAML, as for `bandit-router serve`; default: $BANDIT_ROUTER_CONFIG, "
@@ -58,8 +57,8 @@ def load_serve_config(config: Path | None, db: str | None) -> Any:
 @contextlib.contextmanager
 def open_stores(config: Path | None, db: str | None) -> Iterator[tuple[Any, Any]]:
     """(config, durable stores) of the configured database; closed on exit."""
-    from storage import open_router_stores
-    from storage.config import resolve_database_url
+    from bandit_router.storage import open_router_stores
+    from bandit_router.storage.config import resolve_database_url
 
     cfg = load_serve_config(config, db)
     url = resolve_database_url(cfg.database_url)
@@ -75,7 +74,7 @@ def open_stores(config: Path | None, db: str | None) -> Iterator[tuple[Any, Any]
 @contextlib.contextmanager
 def open_router(config: Path | None, db: str | None, *, quiet: bool = True) -> Iterator[Any]:
     """A ``Router`` restored from the configured store (expired decisions settled)."""
-    from cli.serve import build_router
+    from bandit_router.cli.serve import build_router
 
     with open_stores(config, db) as (cfg, stores):
         router = build_router(cfg, stores, progress=not quiet)

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import typer
+from bandit_router.cli.options import db_option
 
 from bandit_router.errors import BanditRouterError
-from cli.options import db_option
 
 runs_app = typer.Typer(
     help="Saved simulation runs (replay, simulate, evaluate): list, show, delete.",
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _open(db: str | None):
-    from storage import open_store
+    from bandit_router.storage import open_store
 
     return open_store(db)
 
@@ -158,7 +158,7 @@ def list_runs(
     db: str | None = db_option(),
 ) -> None:
     """List saved runs, newest first: id, created, kind, policy, dataset, seed, budget, metrics."""
-    from storage.config import display_url
+    from bandit_router.storage.config import display_url
 
     _check_kind(kind)
     with _open(db) as store:
@@ -551,7 +551,7 @@ def regret_export(
     """Export the regret curves of several runs as a PNG figure and/or a long-format CSV."""
     if png is None and csv is None:
         raise ExportTargetError("give --png FILE and/or --csv FILE: nothing to write otherwise.")
-    from cli.checks import figure_format
+    from bandit_router.cli.checks import figure_format
 
     png = _writable(png, "--png") if png is not None else None
     fmt = figure_format(png, "--png") if png is not None else "png"

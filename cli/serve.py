@@ -84,12 +84,12 @@ def demo_prior(embedder: Any, *, progress: bool = True, directory: Path | None =
     ``bandit-router demo`` (600 prompts, five task families) with ``embedder``; trained on
     the first call, then read from the data directory."""
     import numpy as np
+    from bandit_router.simulations.demo_run import training_table
+    from bandit_router.simulations.synthetic import TaskEnvironment
 
     from bandit_router.catalogue import DEMO_CATALOGUE
     from bandit_router.warm_start import train_prior_from_outcomes
     from bandit_router.warm_start.artifact import PriorArtifact
-    from simulations.demo_run import training_table
-    from simulations.synthetic import TaskEnvironment
 
     path = demo_prior_path(str(embedder.name), directory)
     if path.is_file():
@@ -398,7 +398,7 @@ def serve(
     if db is not None:
         cfg = dataclasses.replace(cfg, database_url=db)
     if workers > 1:
-        from cli.serve_workers import run_workers
+        from bandit_router.cli.serve_workers import run_workers
 
         run_workers(cfg, workers, t0=t0, new_demo_key=new_demo_key, progress=not quiet)
         return
@@ -410,10 +410,10 @@ def run(
 ) -> None:
     """Start the service of ``cfg`` and block until SIGTERM / SIGINT."""
     import uvicorn
+    from bandit_router.storage import open_router_stores
+    from bandit_router.storage.config import display_url, resolve_database_url
 
     from bandit_router.service import DirectoryKeyStore, create_app
-    from storage import open_router_stores
-    from storage.config import display_url, resolve_database_url
 
     t0 = time.perf_counter() if t0 is None else t0
     url_db = resolve_database_url(cfg.database_url)

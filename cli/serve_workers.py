@@ -17,7 +17,7 @@ with a message that says how to switch (``--db postgresql://...``).
 >>> check_workers(4, "sqlite:////tmp/x.db")
 Traceback (most recent call last):
 ...
-cli.serve.StartupRefused: --workers 4 needs a PostgreSQL database ...
+bandit_router.cli.serve.StartupRefused: --workers 4 needs a PostgreSQL database ...
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-
-from cli.serve import (
+from bandit_router.cli.serve import (
     _SIGNALS,
     SHUTDOWN_GRACE_S,
     StartupRefused,
@@ -54,7 +53,7 @@ _MIN_UPTIME_S = 5.0
 
 def check_workers(workers: int, url: Any) -> None:
     """Refuse ``--workers`` > 1 on anything but PostgreSQL."""
-    from storage.config import display_url, resolve_database_url
+    from bandit_router.storage.config import display_url, resolve_database_url
 
     if workers < 1:
         raise StartupRefused(f"--workers must be >= 1, got {workers}.")
@@ -90,10 +89,10 @@ def _bind(host: str, port: int) -> socket.socket:
 def worker_main(cfg: Any, sock: socket.socket, index: int) -> None:
     """One worker: its own stores and router on the shared database, serving ``sock``."""
     import uvicorn
+    from bandit_router.storage import open_router_stores
+    from bandit_router.storage.config import resolve_database_url
 
     from bandit_router.service import DirectoryKeyStore, create_app
-    from storage import open_router_stores
-    from storage.config import resolve_database_url
 
     stores = open_router_stores(resolve_database_url(cfg.database_url))
     router = None
@@ -143,8 +142,8 @@ def run_workers(
 ) -> None:
     """Prepare the database, bind, start ``workers`` processes; block until SIGTERM /
     SIGINT, restarting a worker that dies."""
-    from storage import open_router_stores
-    from storage.config import display_url, resolve_database_url
+    from bandit_router.storage import open_router_stores
+    from bandit_router.storage.config import display_url, resolve_database_url
 
     t0 = time.perf_counter() if t0 is None else t0
     url_db = resolve_database_url(cfg.database_url)

@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
-from cli.checks import usage
-from cli.options import db_option, workers_option
-from cli.replay import LOG_SUFFIXES, emit, parse_fractions, split_policies, with_policy_settings
+from bandit_router.cli.checks import usage
+from bandit_router.cli.options import db_option, workers_option
+from bandit_router.cli.replay import (
+    LOG_SUFFIXES,
+    emit,
+    parse_fractions,
+    split_policies,
+    with_policy_settings,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -63,15 +68,15 @@ def simulate(
 
     Linear or logistic rewards, optional drift, delays and budgets.
     """
-    from cli.checks import (
+    from bandit_router.cli.checks import (
         check_fixed_models,
         check_output_file,
         check_replay_options,
         policy_settings,
         usage_errors,
     )
-    from simulations.sweep import grid, run_sweep
-    from simulations.synthetic import make_synthetic_problem
+    from bandit_router.simulations.sweep import grid, run_sweep
+    from bandit_router.simulations.synthetic import make_synthetic_problem
 
     names = split_policies(policy)
     if env not in ("linear", "logistic"):

@@ -10,8 +10,7 @@ import json
 from pathlib import Path
 
 import typer
-
-from cli.route import _money, config_option, db_option, open_stores
+from bandit_router.cli.route import _money, config_option, db_option, open_stores
 
 users_app = typer.Typer(
     help="Add users, list them with their spend, change a budget. Example: "

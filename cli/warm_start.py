@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
-from cli.checks import usage
+from bandit_router.cli.checks import usage
 
 
 def register(app: typer.Typer) -> None:
@@ -90,7 +89,7 @@ def warm_start(
         )
     import math
 
-    from cli.checks import check_embedder, check_input_file, check_output_file
+    from bandit_router.cli.checks import check_embedder, check_input_file, check_output_file
 
     check_embedder(embedder)
     if calibration not in ("shared", "per-model"):

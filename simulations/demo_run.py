@@ -15,14 +15,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from bandit_router.simulations.replay import Problem, ReplayConfig, run_replay
+from bandit_router.simulations.synthetic import TaskEnvironment
 from tqdm.auto import tqdm
 
 from bandit_router.catalogue import DEMO_CATALOGUE
 from bandit_router.embeddings import make_embedder
 from bandit_router.errors import ConfigurationError
 from bandit_router.warm_start import train_prior_from_outcomes
-from simulations.replay import Problem, ReplayConfig, run_replay
-from simulations.synthetic import TaskEnvironment
 
 DEFAULT_POLICIES = ("pilot", "linucb", "lints", "epsilon-greedy", "random", "fixed:demo-large")
 
@@ -101,7 +101,7 @@ def run_demo(
             result = run_replay(problem, name, config, seed=seed)
             results[name, label] = result.summary
             if store is not None:
-                from simulations.pipeline import save_result
+                from bandit_router.simulations.pipeline import save_result
 
                 run_ids.append(save_result(store, "simulate", "demo", result))
             bar.update()

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bandit_router.simulations.outcomes import OutcomeTable, load_outcomes
+from bandit_router.simulations.replay import Problem, RunResult, featurize_table
 
 from bandit_router.errors import ConfigurationError
-from simulations.outcomes import OutcomeTable, load_outcomes
-from simulations.replay import Problem, RunResult, featurize_table
 
 STEP_COLUMNS = (
     "step",
@@ -140,7 +140,7 @@ def _check_same_models(table: OutcomeTable, train: OutcomeTable, where: str) -> 
 def json_record(result: RunResult, run_id: int | None = None) -> dict[str, Any]:
     """The ``--json`` object of one run (the summary's keys, numbers as plain floats).
 
-    >>> from simulations.replay import Problem, run_replay
+    >>> from bandit_router.simulations.replay import Problem, run_replay
     >>> p = Problem.from_arrays(np.ones((5, 1)), np.full((5, 2), 0.5), np.ones((5, 2)))
     >>> sorted(json_record(run_replay(p, "random"), 7))[:4]
     ['allocator', 'budget', 'budget_fraction', 'budgeted_regret']
@@ -250,7 +250,7 @@ def summary_table(results: list[RunResult]) -> str:
 
 
 def _aiq(g: Any) -> float:
-    from simulations.metrics import aiq
+    from bandit_router.simulations.metrics import aiq
 
     pts = g.groupby("budget")[["cost_fraction", "mean_reward"]].mean()
     return aiq(pts["cost_fraction"].to_numpy(), pts["mean_reward"].to_numpy())

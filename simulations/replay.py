@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bandit_router.simulations import metrics
+from bandit_router.simulations.outcomes import OutcomeTable
 
 from bandit_router.budget import (
     AffordableAllocator,
@@ -40,8 +42,6 @@ from bandit_router.errors import ConfigurationError, InvalidInputError
 from bandit_router.policies import ArmPrior, Policy
 from bandit_router.router import Router, counter_ids
 from bandit_router.stores_memory import memory_stores
-from simulations import metrics
-from simulations.outcomes import OutcomeTable
 
 # ---- the shared data of a sweep ------------------------------------------------------------
 

@@ -174,7 +174,7 @@ def make_synthetic_problem(
     >>> p.X.shape, p.expected.shape, p.natural_order
     ((50, 4), (50, 3), True)
     """
-    from simulations.replay import Problem
+    from bandit_router.simulations.replay import Problem
 
     if kind not in ("linear", "logistic"):
         from bandit_router.errors import ConfigurationError

@@ -12,7 +12,7 @@ for ``pilot`` / ``pilot-ts``, ``prior_scale`` (multiplies every prior strength l
 Ties go to the first grid point in grid order, so the answer is deterministic.
 
 >>> import numpy as np
->>> from simulations.replay import Problem
+>>> from bandit_router.simulations.replay import Problem
 >>> p = Problem.from_arrays(np.ones((60, 1)), np.tile([0.2, 0.8], (60, 1)), np.ones((60, 2)))
 >>> best, table = tune(p, "linucb", {"alpha": [0.0, 1.0]}, seeds=[0, 1])
 >>> best, table["mean_reward"].round(2).tolist()  # untried arms start mid-range: both tried
@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bandit_router.simulations.outcomes import OutcomeTable
+from bandit_router.simulations.replay import Problem, ReplayConfig, build_policy
+from bandit_router.simulations.sweep import RunSpec, run_sweep
 
 from bandit_router.errors import ConfigurationError
-from simulations.outcomes import OutcomeTable
-from simulations.replay import Problem, ReplayConfig, build_policy
-from simulations.sweep import RunSpec, run_sweep
 
 #: the tuning grids of the figure script (small: two cores); every policy tuned alike
 DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
@@ -214,8 +214,8 @@ def tuning_split(
     spec the tuning table lacks falls back to one user). Returns ``(tuning problem, table
     to replay, description)``.
     """
-    from simulations.outcomes import load_outcomes
-    from simulations.replay import featurize_table
+    from bandit_router.simulations.outcomes import load_outcomes
+    from bandit_router.simulations.replay import featurize_table
 
     spec = str(spec).strip()
     if spec.startswith("split:"):

@@ -14,17 +14,17 @@ per-step curves.
 
 from __future__ import annotations
 
-from storage.config import ENV_VAR, default_database_path, resolve_database_url
-from storage.errors import (
+from bandit_router.storage.config import ENV_VAR, default_database_path, resolve_database_url
+from bandit_router.storage.errors import (
     DatabaseURLError,
     InvalidRunDataError,
     SchemaVersionError,
     StorageError,
     UnknownRunError,
 )
-from storage.router_stores import SqlStores, open_router_stores, router_stores
-from storage.runs import RunRecord, RunRepository
-from storage.store import Store, open_store
+from bandit_router.storage.router_stores import SqlStores, open_router_stores, router_stores
+from bandit_router.storage.runs import RunRecord, RunRepository
+from bandit_router.storage.store import Store, open_store
 
 __all__ = [
     "ENV_VAR",

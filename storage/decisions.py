@@ -19,7 +19,7 @@
 >>> import numpy as np
 >>> from bandit_router.budget.periods import Budget
 >>> from bandit_router.stores import DecisionRecord, FeedbackRecord
->>> from storage import open_router_stores
+>>> from bandit_router.storage import open_router_stores
 >>> stores = open_router_stores("sqlite://")
 >>> stores.ledger.set_budget("alice", Budget(1.0))
 >>> d = DecisionRecord("d1", "alice", 0.0, "m", np.ones(2), {}, 1.0, 0.25)
@@ -40,6 +40,17 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from bandit_router.storage.ledger import _MONEY_TOL, SqlLedger
+from bandit_router.storage.models import CatalogueModel, DecisionRow, FeedbackRow
+from bandit_router.storage.runs import to_jsonable
+from bandit_router.storage.transactions import (
+    PG_FEEDBACK_LOCK,
+    Sessions,
+    context_array,
+    context_bytes,
+    finite,
+    name,
+)
 from sqlalchemy import Engine, exists, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -50,17 +61,6 @@ from bandit_router.errors import (
     UnknownDecisionError,
 )
 from bandit_router.stores import DecisionRecord, FeedbackOutcome, FeedbackRecord
-from storage.ledger import _MONEY_TOL, SqlLedger
-from storage.models import CatalogueModel, DecisionRow, FeedbackRow
-from storage.runs import to_jsonable
-from storage.transactions import (
-    PG_FEEDBACK_LOCK,
-    Sessions,
-    context_array,
-    context_bytes,
-    finite,
-    name,
-)
 
 _DECISION_HINT = "check the decision id the route call returned"
 

@@ -22,7 +22,7 @@ operation sequences.
 
 >>> from bandit_router.budget.clock import ManualClock
 >>> from bandit_router.budget.periods import Budget
->>> from storage import open_store
+>>> from bandit_router.storage import open_store
 >>> clock = ManualClock(0.0)
 >>> ledger = SqlLedger(open_store("sqlite://").engine, clock=clock, reservation_ttl=60)
 >>> ledger.set_budget("alice", Budget(1.0, "daily"))
@@ -42,6 +42,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bandit_router.storage.models import LedgerAccount, LedgerEntry, LedgerReservation, User
+from bandit_router.storage.transactions import Sessions, inf_if_none, none_if_inf
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -59,8 +61,6 @@ from bandit_router.budget.ledger import (
 )
 from bandit_router.budget.periods import Budget, BudgetPeriod
 from bandit_router.errors import BudgetError, BudgetExhaustedError, ConfigurationError
-from storage.models import LedgerAccount, LedgerEntry, LedgerReservation, User
-from storage.transactions import Sessions, inf_if_none, none_if_inf
 
 #: ``InMemoryLedger``'s period logic (``_refresh`` of calendar periods, ``_in_current_period``)
 #: on a bare instance: those methods read only the account they are given.
@@ -630,6 +630,6 @@ class SqlLedger:
 
 
 def _utcnow():
-    from storage.models.base import utcnow
+    from bandit_router.storage.models.base import utcnow
 
     return utcnow()

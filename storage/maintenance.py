@@ -12,7 +12,7 @@ what the router still needs:
 Everything else older than the cutoff goes: decisions with their feedback folded into the
 kept snapshot, closed reservations, journal entries, older snapshots. One transaction.
 
->>> from storage import open_router_stores
+>>> from bandit_router.storage import open_router_stores
 >>> stores = open_router_stores("sqlite://")
 >>> prune(stores.engine, 30 * 86_400)["decisions"]
 0
@@ -26,11 +26,8 @@ import re
 import time
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, select
-
-from bandit_router.errors import InvalidInputError
-from storage.migrate import current_revisions, head_revisions
-from storage.models import (
+from bandit_router.storage.migrate import current_revisions, head_revisions
+from bandit_router.storage.models import (
     DecisionRow,
     FeedbackRow,
     LedgerAccount,
@@ -38,8 +35,11 @@ from storage.models import (
     LedgerReservation,
     PolicySnapshot,
 )
-from storage.snapshots import checksum
-from storage.transactions import Sessions
+from bandit_router.storage.snapshots import checksum
+from bandit_router.storage.transactions import Sessions
+from sqlalchemy import Engine, and_, delete, func, select
+
+from bandit_router.errors import InvalidInputError
 
 #: the tables ``status`` counts, in the order it prints them
 COUNTED_TABLES = (

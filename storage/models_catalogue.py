@@ -2,7 +2,7 @@
 
 >>> from bandit_router.catalogue import ModelSpec
 >>> from bandit_router.stores import ModelRecord
->>> from storage import open_router_stores
+>>> from bandit_router.storage import open_router_stores
 >>> stores = open_router_stores("sqlite://")
 >>> stores.models.put(ModelRecord(ModelSpec("tiny", 0.1, 0.4)))
 >>> stores.models.retire("tiny")
@@ -13,14 +13,14 @@
 
 from __future__ import annotations
 
+from bandit_router.storage.models import MODEL_STATUSES, CatalogueModel
+from bandit_router.storage.models.base import utcnow
+from bandit_router.storage.transactions import Sessions
 from sqlalchemy import Engine, func, select
 
 from bandit_router.catalogue import ModelSpec
 from bandit_router.errors import InvalidInputError
 from bandit_router.stores import ModelRecord
-from storage.models import MODEL_STATUSES, CatalogueModel
-from storage.models.base import utcnow
-from storage.transactions import Sessions
 
 
 class SqlModelStore:

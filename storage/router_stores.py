@@ -1,6 +1,6 @@
 """``open_router_stores``: the durable ``Stores`` bundle a ``Router`` is built with.
 
->>> from storage import open_router_stores
+>>> from bandit_router.storage import open_router_stores
 >>> stores = open_router_stores("sqlite://")
 >>> type(stores.decisions).__name__, type(stores.ledger).__name__
 ('SqlDecisionLog', 'SqlLedger')
@@ -13,18 +13,18 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from bandit_router.storage.decisions import SqlDecisionLog
+from bandit_router.storage.ledger import SqlLedger
+from bandit_router.storage.models_catalogue import SqlModelStore
+from bandit_router.storage.snapshots import SqlSnapshotStore
+from bandit_router.storage.store import open_store
+from bandit_router.storage.users import SqlUserDirectory
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
 from bandit_router.budget.clock import Clock, system_clock
 from bandit_router.budget.periods import Budget
 from bandit_router.stores import Stores
-from storage.decisions import SqlDecisionLog
-from storage.ledger import SqlLedger
-from storage.models_catalogue import SqlModelStore
-from storage.snapshots import SqlSnapshotStore
-from storage.store import open_store
-from storage.users import SqlUserDirectory
 
 #: as ``bandit_router.stores_memory``: by default a reservation never expires inside the
 #: ledger on its own; the decision's wait time (``Router.expire``) settles it instead

@@ -1,7 +1,7 @@
 """The repository of simulation runs: metadata in ``runs``, per-step curves in ``run_steps``.
 
 >>> import pandas as pd
->>> from storage import open_store
+>>> from bandit_router.storage import open_store
 >>> store = open_store("sqlite://")
 >>> run_id = store.runs.create("simulate", "linucb", "synthetic-linear", seed=0)
 >>> steps = pd.DataFrame({"step": [0, 1], "reward": [1.0, 0.0], "cost": [0.01, 0.02],
@@ -28,13 +28,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bandit_router.storage.engine import SQLITE_BEGIN_MODE
+from bandit_router.storage.errors import InvalidRunDataError, StorageError, UnknownRunError
+from bandit_router.storage.models import RUN_KINDS, RUN_STATUSES, Run, RunStep
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
-
-from storage.engine import SQLITE_BEGIN_MODE
-from storage.errors import InvalidRunDataError, StorageError, UnknownRunError
-from storage.models import RUN_KINDS, RUN_STATUSES, Run, RunStep
 
 #: Columns ``add_steps`` needs; ``budgeted_regret`` may be absent or NaN.
 STEP_COLUMNS = ("step", "reward", "cost", "oracle_reward", "spend", "cumulative_regret", "model")

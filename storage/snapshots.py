@@ -7,7 +7,7 @@ with a ``CorruptSnapshotWarning`` naming it and the previous snapshot is used, s
 restart replays a little more feedback instead of failing. ``get(id)`` of a corrupted
 snapshot raises ``StateError``.
 
->>> from storage import open_router_stores
+>>> from bandit_router.storage import open_router_stores
 >>> stores = open_router_stores("sqlite://")
 >>> first = stores.snapshots.save(b"state-1", 10, {"policy": "linucb"})
 >>> stores.snapshots.save(b"state-2", 25, {}).last_feedback_id
@@ -25,14 +25,14 @@ import time
 import warnings
 from typing import Any
 
+from bandit_router.storage.models import PolicySnapshot
+from bandit_router.storage.runs import to_jsonable
+from bandit_router.storage.transactions import Sessions
 from sqlalchemy import Engine, func, select
 
 from bandit_router.budget.clock import Clock
 from bandit_router.errors import InvalidInputError, StateError
 from bandit_router.stores import Snapshot
-from storage.models import PolicySnapshot
-from storage.runs import to_jsonable
-from storage.transactions import Sessions
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ once; ``verify_key`` returns the key's user, or None for a wrong, unknown or rev
 
 >>> from bandit_router.budget.periods import Budget
 >>> from bandit_router.stores import UserRecord
->>> from storage import open_router_stores
+>>> from bandit_router.storage import open_router_stores
 >>> stores = open_router_stores("sqlite://")
 >>> stores.users.put(UserRecord("alice", Budget(5.0, "daily")))
 >>> stores.users.get("alice").budget.amount_usd
@@ -30,14 +30,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from bandit_router.storage.ledger import SqlLedger, budget_of
+from bandit_router.storage.models import ApiKey, User
+from bandit_router.storage.models.base import utcnow
+from bandit_router.storage.transactions import Sessions, name
 from sqlalchemy import Engine, select, update
 
 from bandit_router.errors import InvalidInputError
 from bandit_router.stores import UserRecord
-from storage.ledger import SqlLedger, budget_of
-from storage.models import ApiKey, User
-from storage.models.base import utcnow
-from storage.transactions import Sessions, name
 
 KEY_PREFIX = "br"
 #: scrypt cost: 2**14 x 8 x 1 (16 MiB, tens of milliseconds), the OWASP minimum for scrypt

@@ -8,13 +8,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from bandit_router.cli.app import main
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bandit_router.errors import ConfigurationError
 from bandit_router.policies import POLICY_CLASSES
 from bandit_router.policies.registry import parse_policy_options, policy_options
-from cli.app import main
 from tests.sim_tables import two_topic_table
 
 
@@ -99,7 +99,7 @@ def test_unknown_key_lists_the_real_options_only(monkeypatch, capsys):
 
 
 def test_a_key_goes_only_to_the_policies_that_take_it():
-    from cli.checks import policy_settings
+    from bandit_router.cli.checks import policy_settings
 
     opts, notes = policy_settings(["linucb", "lints", "random"], ["alpha=0.5", "v=0.2"])
     assert opts == {"linucb": {"alpha": 0.5}, "lints": {"v": 0.2}, "random": {}}
@@ -195,7 +195,7 @@ def test_warm_start_checks_before_embedding(tmp_path, no_embedding, monkeypatch,
 
 
 def test_regret_export_writes_jpeg_or_refuses_other_suffixes(tmp_path, monkeypatch, capsys):
-    from cli.runs import write_png
+    from bandit_router.cli.runs import write_png
 
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     monkeypatch.setattr(
@@ -253,7 +253,7 @@ def test_floats_and_ints_round_trip_or_are_refused(alpha, every):
 
 
 def test_regret_of_an_evaluate_run_says_it_has_no_curve(tmp_path, monkeypatch, capsys):
-    from storage import open_store
+    from bandit_router.storage import open_store
 
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     store = open_store(db)

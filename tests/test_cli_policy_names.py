@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from bandit_router.cli.app import app
+from bandit_router.cli.replay import split_policies
 from typer.testing import CliRunner
 
 from bandit_router.errors import ConfigurationError
-from cli.app import app
-from cli.replay import split_policies
 
 
 def test_split_policies_accepts_registry_names_and_fixed_models():

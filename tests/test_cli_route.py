@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from bandit_router.cli.app import app
+from bandit_router.storage import open_router_stores
 from typer.testing import CliRunner
 
 from bandit_router.config_file import load_config
 from bandit_router.errors import BanditRouterError
-from cli.app import app
-from storage import open_router_stores
 
 runner = CliRunner()
 
@@ -48,7 +48,7 @@ def run(*args: str, code: int = 0):
 
 
 def restored(cfg):
-    from cli.serve import build_router
+    from bandit_router.cli.serve import build_router
 
     c = load_config(cfg)
     stores = open_router_stores(c.database_url)

@@ -4,9 +4,8 @@ and argument, so that future commands cannot forget it (a habit from sqlite-util
 from __future__ import annotations
 
 import typer.main
+from bandit_router.cli.app import app
 from typer.testing import CliRunner
-
-from cli.app import app
 
 
 def _walk(command, path: tuple[str, ...] = ()):

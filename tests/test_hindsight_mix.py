@@ -6,8 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-
-from simulations.metrics import best_static_mix, hindsight_lp
+from bandit_router.simulations.metrics import best_static_mix, hindsight_lp
 
 
 def _brute_mix(R, C, budget, n, steps=40):

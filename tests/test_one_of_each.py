@@ -7,20 +7,20 @@ import importlib
 import numpy as np
 import pandas as pd
 import pytest
+from bandit_router.simulations import outcomes as sim_outcomes
+from bandit_router.simulations import pipeline as sim_pipeline
 
-import simulations.outcomes
-import simulations.pipeline
 from bandit_router.budget import AffordableAllocator, Allocator, BudgetAllocator
 from bandit_router.warm_start import OutcomeTable, load_outcomes
 from bandit_router.warm_start.outcomes import OutcomeTableError
 
 
 def test_the_simulator_and_the_warm_start_share_one_loader_and_one_trainer():
-    assert simulations.outcomes.load_outcomes is load_outcomes
-    assert simulations.outcomes.OutcomeTable is OutcomeTable
-    assert not hasattr(simulations.pipeline, "train_prior")
+    assert sim_outcomes.load_outcomes is load_outcomes
+    assert sim_outcomes.OutcomeTable is OutcomeTable
+    assert not hasattr(sim_pipeline, "train_prior")
     with pytest.raises(ImportError):
-        importlib.import_module("simulations.budget_bridge")
+        importlib.import_module("bandit_router.simulations.budget_bridge")
 
 
 def test_the_warm_start_view_needs_scores_only(tmp_path):

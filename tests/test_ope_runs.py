@@ -8,13 +8,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from typer.testing import CliRunner
-
-from bandit_router.policies import make_policy
-from cli.app import app
-from simulations.ope import (
+from bandit_router.cli.app import app
+from bandit_router.simulations.ope import (
     LogFormatError,
     LoggedData,
     MixedLogError,
@@ -23,6 +18,11 @@ from simulations.ope import (
     log_from_frame,
     select_runs,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from bandit_router.policies import make_policy
 from tests.sim_tables import two_topic_table
 
 runner = CliRunner()
@@ -38,7 +38,7 @@ def cli_error(argv: list[str], monkeypatch, capsys) -> str:
     ``error:`` line (no traceback). Returns that line."""
     import sys
 
-    from cli.app import main
+    from bandit_router.cli.app import main
 
     monkeypatch.setattr(sys, "argv", ["bandit-router", *argv])
     with pytest.raises(SystemExit) as exc:

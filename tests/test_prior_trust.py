@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bandit_router.simulations.synthetic import LinearEnvironment
 
 from bandit_router.policies import make_policy
 from bandit_router.policies.prior import ArmPrior
 from bandit_router.policies.ridge import DiscountedRidgeArms, RidgeArms
 from bandit_router.warm_start.calibration import strengths_by_evidence
-from simulations.synthetic import LinearEnvironment
 
 
 @pytest.mark.parametrize("lam", [3.0, 30.0])
@@ -109,7 +109,7 @@ def test_adaptive_trust_keeps_a_right_prior():
 def test_linucb_under_a_budget_does_not_lock_onto_the_cheapest_model(alpha):
     """Dearer models are better; before the fix every untried model was estimated at 0,
     below its price, so low-alpha LinUCB sent every query to the cheapest (fallback)."""
-    from simulations.replay import Problem, ReplayConfig, run_replay
+    from bandit_router.simulations.replay import Problem, ReplayConfig, run_replay
 
     rng = np.random.default_rng(0)
     n = 400
@@ -124,8 +124,8 @@ def test_linucb_under_a_budget_does_not_lock_onto_the_cheapest_model(alpha):
 
 
 def test_tuning_flags_a_pick_on_the_grid_edge():
-    from simulations.replay import Problem
-    from simulations.tune import on_edge, tune
+    from bandit_router.simulations.replay import Problem
+    from bandit_router.simulations.tune import on_edge, tune
 
     p = Problem.from_arrays(np.ones((60, 1)), np.tile([0.2, 0.8], (60, 1)), np.ones((60, 2)))
     grid = {"alpha": [0.0, 0.5, 1.0]}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from bandit_router.simulations.outcomes import OutcomeTable, OutcomeTableError, load_outcomes
 
 from bandit_router.text import prompt_text
 from bandit_router.warm_start.outcomes import load_outcomes as load_training_table
 from bandit_router.warm_start.outcomes import outcomes_to_preferences
-from simulations.outcomes import OutcomeTable, OutcomeTableError, load_outcomes
 
 #: raw prompt cells as tables hold them, and the text both loaders must embed
 CELLS = [
@@ -88,7 +88,7 @@ def test_a_row_without_prompt_text_is_refused_by_the_simulator():
 def test_a_decision_log_embeds_the_same_text_as_training():
     """``evaluate`` on a log with a prompt column used ``astype(str)``: a list of turns was
     embedded as its Python repr, not the text the prior was fitted on."""
-    from simulations.ope import LogFormatError, log_from_frame
+    from bandit_router.simulations.ope import LogFormatError, log_from_frame
 
     seen: list[str] = []
 

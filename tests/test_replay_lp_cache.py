@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from simulations import metrics
-from simulations.replay import Problem, ReplayConfig, run_replay
+from bandit_router.simulations import metrics
+from bandit_router.simulations.replay import Problem, ReplayConfig, run_replay
 
 
 def _problem(seed: int, n: int = 12) -> Problem:
@@ -32,7 +31,7 @@ def test_sequential_problems_get_their_own_lp_optimum() -> None:
 
 
 def test_equal_content_shares_the_cached_optimum_and_the_caller_cannot_corrupt_it() -> None:
-    from simulations.replay import _lp
+    from bandit_router.simulations.replay import _lp
 
     a, b = _problem(3), _problem(3)  # equal content, different objects
     budgets = np.array([0.4])

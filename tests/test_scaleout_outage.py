@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bandit_router.storage import open_router_stores
+from bandit_router.storage.errors import StorageError
 from fastapi.testclient import TestClient
 
 from bandit_router.service import MemoryKeyStore, ServiceSettings, create_app
 from bandit_router.stores_memory import memory_stores
 from bandit_router.sync import StoreSync
-from storage import open_router_stores
-from storage.errors import StorageError
 from tests.test_storage_support import ON_CI, POSTGRES_ENV
 from tests.test_store_support import event, make_router
 

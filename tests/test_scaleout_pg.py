@@ -21,12 +21,12 @@ import time
 
 import numpy as np
 import pytest
+from bandit_router.storage import open_router_stores
 from sqlalchemy import create_engine, text
 
 from bandit_router.catalogue import ModelSpec
 from bandit_router.stores_memory import memory_stores
 from bandit_router.sync import StoreSync
-from storage import open_router_stores
 from tests.test_storage_support import postgres_url, temporary_postgres_database
 from tests.test_store_support import learner_step, make_router
 
@@ -165,7 +165,7 @@ def test_feedback_ids_become_visible_in_id_order():
                     release.wait(30)
                 engine.dispose()
 
-            from storage.transactions import PG_FEEDBACK_LOCK as LOCK
+            from bandit_router.storage.transactions import PG_FEEDBACK_LOCK as LOCK
 
             t = threading.Thread(target=slow)
             t.start()

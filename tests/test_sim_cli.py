@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from bandit_router.cli.app import app
 from typer.testing import CliRunner
 
 from bandit_router.errors import ConfigurationError
-from cli.app import app
 from tests.sim_tables import two_topic_table
 
 runner = CliRunner()
@@ -67,7 +67,7 @@ def test_replay_json_one_object_per_run_saved_in_the_store(table, tmp_path):
         assert REQUIRED <= set(r)
         assert r["queries"] == 80
         assert r["cost_fraction"] <= r["budget_fraction"] + 1e-9
-    from storage import open_store
+    from bandit_router.storage import open_store
 
     store = open_store(db)
     ids = [r["run_id"] for r in recs]

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from bandit_router.policies import make_policy
-from simulations.ope import (
+from bandit_router.simulations.ope import (
     LogFormatError,
     LoggedData,
     estimate_value,
@@ -15,7 +13,9 @@ from simulations.ope import (
     log_from_frame,
     ridge_reward_model,
 )
-from simulations.synthetic import make_synthetic_problem
+from bandit_router.simulations.synthetic import make_synthetic_problem
+
+from bandit_router.policies import make_policy
 
 
 def synthetic_log(n: int, seed: int, logging: str = "softmax"):

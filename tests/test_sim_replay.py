@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from bandit_router.errors import ConfigurationError
-from bandit_router.policies import ArmPrior, make_policy
-from simulations.outcomes import OutcomeTable, load_outcomes
-from simulations.replay import (
+from bandit_router.simulations.outcomes import OutcomeTable, load_outcomes
+from bandit_router.simulations.replay import (
     DelaySpec,
     ReplayConfig,
     featurize_table,
@@ -19,8 +14,13 @@ from simulations.replay import (
     run_replay,
     stream_order,
 )
-from simulations.sweep import grid, run_sweep
-from simulations.synthetic import make_synthetic_problem
+from bandit_router.simulations.sweep import grid, run_sweep
+from bandit_router.simulations.synthetic import make_synthetic_problem
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bandit_router.errors import ConfigurationError
+from bandit_router.policies import ArmPrior, make_policy
 from tests.conftest import shared_file
 
 

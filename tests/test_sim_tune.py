@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from bandit_router.simulations.outcomes import OutcomeTable
+from bandit_router.simulations.replay import ReplayConfig, build_policy, run_replay
+from bandit_router.simulations.synthetic import make_synthetic_problem
+from bandit_router.simulations.tune import DEFAULT_GRIDS, grid_points, prior_holdout, tune
 
 from bandit_router.errors import ConfigurationError
 from bandit_router.policies import ArmPrior
-from simulations.outcomes import OutcomeTable
-from simulations.replay import ReplayConfig, build_policy, run_replay
-from simulations.synthetic import make_synthetic_problem
-from simulations.tune import DEFAULT_GRIDS, grid_points, prior_holdout, tune
 from tests.sim_tables import two_topic_table
 
 
@@ -46,7 +46,7 @@ def test_a_clearly_better_setting_wins():
     # two arms, arm1 always better: greedy (alpha 0) locks on arm0 (first tie; its 0.6 beats
     # the untried arm's starting estimate, the middle of the reward range), alpha 1 finds arm1
     n = 200
-    from simulations.replay import Problem
+    from bandit_router.simulations.replay import Problem
 
     p = Problem.from_arrays(np.ones((n, 1)), np.tile([0.6, 0.95], (n, 1)), np.ones((n, 2)))
     best, table = tune(p, "linucb", {"alpha": [0.0, 1.0]}, seeds=[0, 1])
@@ -163,9 +163,8 @@ def outcome_csv(tmp_path):
 
 
 def _cli(*args):
+    from bandit_router.cli.app import app
     from typer.testing import CliRunner
-
-    from cli.app import app
 
     return CliRunner().invoke(app, ["replay", *map(str, args)])
 
@@ -284,8 +283,8 @@ def test_cli_tune_on_holdout_uses_the_rows_the_prior_did_not_fit(outcome_csv, tm
 def test_cli_tune_on_split_keeps_the_users_so_budgets_stay_per_user(outcome_csv):
     """``--users hash:4 --budget USD`` gives every user USD; after ``--tune-on split:F``
     took its rows away, the rest must still be replayed with four users, not one."""
-    from simulations.outcomes import load_outcomes
-    from simulations.replay import resolve_users
+    from bandit_router.simulations.outcomes import load_outcomes
+    from bandit_router.simulations.replay import resolve_users
 
     path, _ = outcome_csv
     res = _cli(

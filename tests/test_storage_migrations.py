@@ -7,13 +7,19 @@ import threading
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from bandit_router.storage import SchemaVersionError, open_store
+from bandit_router.storage.config import resolve_database_url
+from bandit_router.storage.engine import make_engine
+from bandit_router.storage.migrate import (
+    MIGRATIONS_DIR,
+    current_revisions,
+    downgrade,
+    head_revisions,
+    upgrade,
+)
+from bandit_router.storage.models import Base
 from sqlalchemy import inspect, text
 
-from storage import SchemaVersionError, open_store
-from storage.config import resolve_database_url
-from storage.engine import make_engine
-from storage.migrate import MIGRATIONS_DIR, current_revisions, downgrade, head_revisions, upgrade
-from storage.models import Base
 from tests.test_storage_support import make_steps
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import text
-
-from storage import (
+from bandit_router.storage import (
     InvalidRunDataError,
     RunRecord,
     StorageError,
     UnknownRunError,
     open_store,
 )
-from storage.config import ENV_VAR, default_database_path, resolve_database_url
+from bandit_router.storage.config import ENV_VAR, default_database_path, resolve_database_url
+from sqlalchemy import text
+
 from tests.test_storage_support import make_steps
 
 
@@ -262,7 +262,7 @@ def test_environment_variable_is_used_by_open_store(monkeypatch, tmp_path):
 
 
 def test_bad_urls_give_clear_errors():
-    from storage import DatabaseURLError
+    from bandit_router.storage import DatabaseURLError
 
     with pytest.raises(DatabaseURLError, match="cannot"):
         open_store("nosuchdialect://x/y")

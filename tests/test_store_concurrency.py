@@ -6,11 +6,11 @@ from __future__ import annotations
 import multiprocessing as mp
 
 import pytest
+from bandit_router.storage import open_router_stores
 from sqlalchemy import text
 
 from bandit_router.budget.periods import Budget
 from bandit_router.stores import UserRecord
-from storage import open_router_stores
 from tests.test_storage_support import postgres_url, temporary_postgres_database
 from tests.test_store_support import reserve_worker
 
@@ -20,7 +20,7 @@ BUDGET = 0.5  # fits 50 of the 128 attempts
 
 
 def _warm() -> None:
-    import storage  # noqa: F401  (imported once per worker, before the clock starts)
+    import bandit_router.storage  # noqa: F401  (imported once per worker, before the clock starts)
 
 
 @pytest.fixture(scope="module")

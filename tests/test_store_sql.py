@@ -9,6 +9,9 @@ import warnings
 
 import numpy as np
 import pytest
+from bandit_router.storage import open_router_stores
+from bandit_router.storage.models import ApiKey
+from bandit_router.storage.snapshots import CorruptSnapshotWarning
 from sqlalchemy import select, text
 
 from bandit_router.budget.clock import ManualClock
@@ -20,9 +23,6 @@ from bandit_router.errors import (
     StateError,
 )
 from bandit_router.stores import ModelRecord, UserRecord
-from storage import open_router_stores
-from storage.models import ApiKey
-from storage.snapshots import CorruptSnapshotWarning
 from tests.test_store_support import decision, feedback_of
 
 COUNTED = ("decisions", "feedback", "ledger_reservations", "ledger_entries")

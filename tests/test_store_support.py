@@ -104,7 +104,7 @@ def make_stores(backend: str, where: str | None, clock, **ledger) -> Stores:
         from bandit_router.stores_memory import memory_stores
 
         return memory_stores(clock=clock, **ledger)
-    from storage import open_router_stores
+    from bandit_router.storage import open_router_stores
 
     stores = open_router_stores(where, clock=clock, **ledger)
     truncate_router_tables(stores.engine)
@@ -128,7 +128,7 @@ def reserve_worker(
     a barrier shared by the worker processes (all of them run at once)."""
     import threading
 
-    from storage import open_router_stores
+    from bandit_router.storage import open_router_stores
 
     stores = open_router_stores(url)
     if start is not None:
@@ -221,7 +221,7 @@ def learner_main(url: str, n_events: int, ready=None) -> None:
     """A learner process: restore the router, then work through events 0..n-1 (the router
     snapshots every 20 feedback). Says "ready" once restored (on ``ready``, a pipe end, or
     stdout); the parent kills it at a random moment after that."""
-    from storage import open_router_stores
+    from bandit_router.storage import open_router_stores
 
     stores = open_router_stores(url)
     router, current = make_router(stores)

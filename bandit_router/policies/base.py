@@ -289,7 +289,9 @@ class Policy(ABC):
         k = int(pool[self.rng.integers(pool.size)]) if explored else best
         if k < 0:
             raise InvalidInputError("no model clears its price and there is no fallback.")
-        p = (epsilon / pool.size if bool((pool == k).any()) else 0.0) + (1.0 - epsilon if k == best else 0.0)
+        p = (epsilon / pool.size if bool((pool == k).any()) else 0.0) + (
+            1.0 - epsilon if k == best else 0.0
+        )
         return Decision(self._arms[k], k, scores, p, explored=explored)
 
     @abstractmethod

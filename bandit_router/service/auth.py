@@ -70,7 +70,7 @@ class DirectoryKeyStore:
     """A ``KeyStore`` over a user directory with ``issue_key`` / ``verify_key`` /
     ``revoke_key`` (``storage``'s ``SqlUserDirectory``: ``stores.users``).
 
-    >>> from storage import open_router_stores
+    >>> from bandit_router.storage import open_router_stores
     >>> from bandit_router.stores import UserRecord
     >>> stores = open_router_stores("sqlite://")
     >>> stores.users.put(UserRecord("bob"))

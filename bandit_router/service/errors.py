@@ -50,14 +50,14 @@ def _store_unavailable(exc: BaseException) -> bool:
     """A ``storage.StorageError`` (the database cannot be read or written): 503. Looked up
     only when ``storage`` is loaded (the core does not import it; without it, no store
     error can be raised)."""
-    mod = sys.modules.get("storage.errors")
+    mod = sys.modules.get("bandit_router.storage.errors")
     return mod is not None and isinstance(exc, mod.StorageError)
 
 
 def status_of(exc: BaseException) -> int:
     """The HTTP status of a typed error (500 for anything else).
 
-    >>> from storage.errors import StorageError
+    >>> from bandit_router.storage.errors import StorageError
     >>> status_of(StorageError("the database refused a write")), code_of(StorageError("x"))
     (503, 'store_unavailable')
     """

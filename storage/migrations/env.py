@@ -16,8 +16,7 @@ SQLite file.
 from __future__ import annotations
 
 from alembic import context
-
-from storage.models import Base
+from bandit_router.storage.models import Base
 
 
 def _configure_and_run(connection) -> None:
@@ -36,8 +35,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _configure_and_run(connection)
         return
-    from storage.config import resolve_database_url
-    from storage.engine import make_engine
+    from bandit_router.storage.config import resolve_database_url
+    from bandit_router.storage.engine import make_engine
 
     url = context.get_x_argument(as_dictionary=True).get("url")
     engine = make_engine(resolve_database_url(url))
@@ -50,7 +49,7 @@ def run_migrations_online() -> None:
 
 
 def run_migrations_offline() -> None:
-    from storage.config import resolve_database_url
+    from bandit_router.storage.config import resolve_database_url
 
     url = context.get_x_argument(as_dictionary=True).get("url")
     context.configure(

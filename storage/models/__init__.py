@@ -3,19 +3,19 @@
 
 from __future__ import annotations
 
-from storage.models.base import Base, Money
-from storage.models.catalogue import MODEL_STATUSES, CatalogueModel
-from storage.models.decisions import DecisionRow, FeedbackRow
-from storage.models.ledger import (
+from bandit_router.storage.models.base import Base, Money
+from bandit_router.storage.models.catalogue import MODEL_STATUSES, CatalogueModel
+from bandit_router.storage.models.decisions import DecisionRow, FeedbackRow
+from bandit_router.storage.models.ledger import (
     ENTRY_KINDS,
     RESERVATION_STATES,
     LedgerAccount,
     LedgerEntry,
     LedgerReservation,
 )
-from storage.models.run import RUN_KINDS, RUN_STATUSES, Run, RunStep
-from storage.models.snapshots import PolicySnapshot
-from storage.models.users import ApiKey, User
+from bandit_router.storage.models.run import RUN_KINDS, RUN_STATUSES, Run, RunStep
+from bandit_router.storage.models.snapshots import PolicySnapshot
+from bandit_router.storage.models.users import ApiKey, User
 
 __all__ = [
     "ENTRY_KINDS",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bandit_router.storage.models.base import Base, Money
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,8 +23,6 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
-
-from storage.models.base import Base, Money
 
 #: An integer primary key that is a 64-bit sequence on PostgreSQL and the rowid on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
