@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from bandit_router.storage.models import MODEL_STATUSES, CatalogueModel
 from bandit_router.storage.models.base import utcnow
-from bandit_router.storage.transactions import Sessions
-from sqlalchemy import Engine, func, select
+from bandit_router.storage.transactions import PG_DIRECTORY_LOCK, Sessions
+from sqlalchemy import Engine, func, select, text
 
 from bandit_router.catalogue import ModelSpec
 from bandit_router.errors import InvalidInputError
@@ -55,6 +55,8 @@ class SqlModelStore:
         if len(spec.name) > 200:
             raise InvalidInputError(f"a model name has at most 200 characters: {spec.name[:40]!r}")
         with self.sessions.write() as s:
+            if self.sessions.postgres:  # processes adding the same model at start-up
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_DIRECTORY_LOCK})
             row = s.get(CatalogueModel, spec.name)
             if row is None:
                 last = s.execute(select(func.max(CatalogueModel.position))).scalar_one()

@@ -32,6 +32,11 @@ from bandit_router.errors import BanditRouterError, InvalidInputError
 #: commits late.
 PG_FEEDBACK_LOCK = 0x62616E6469742D66
 
+#: Advisory lock key held while a model or a user row is created or replaced ("bandit-d"):
+#: processes starting together each add the configured catalogue and users, and without it
+#: two of them insert the same name at once (a unique violation on PostgreSQL).
+PG_DIRECTORY_LOCK = 0x62616E6469742D64
+
 #: One lock per SQLite engine: the threads of one process queue for the write lock here
 #: instead of in SQLite's busy handler, which sleeps up to 100 ms between retries.
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()

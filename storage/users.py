@@ -33,8 +33,8 @@ from datetime import datetime
 from bandit_router.storage.ledger import SqlLedger, budget_of
 from bandit_router.storage.models import ApiKey, User
 from bandit_router.storage.models.base import utcnow
-from bandit_router.storage.transactions import Sessions, name
-from sqlalchemy import Engine, select, update
+from bandit_router.storage.transactions import PG_DIRECTORY_LOCK, Sessions, name
+from sqlalchemy import Engine, select, text, update
 
 from bandit_router.errors import InvalidInputError
 from bandit_router.stores import UserRecord
@@ -98,6 +98,8 @@ class SqlUserDirectory:
             raise InvalidInputError(f"expected a UserRecord, got {type(user).__name__}.")
         uname = name(user.name, "the user name")
         with self.sessions.write() as s:
+            if self.sessions.postgres:  # processes adding the same user at start-up
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_DIRECTORY_LOCK})
             if user.budget is not None:
                 self.ledger.set_budget_in(s, uname, user.budget)
                 return
