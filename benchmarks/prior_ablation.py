@@ -33,11 +33,10 @@ CACHE = Path.home() / ".cache" / "bandit-router" / "priors"
 
 
 def main() -> None:
+    from bandit_router.policies import ArmPrior, make_policy
     from bandit_router.simulations.outcomes import load_outcomes
     from bandit_router.simulations.pipeline import load_prior
     from bandit_router.simulations.replay import ReplayConfig, featurize_table, run_replay
-
-    from bandit_router.policies import ArmPrior, make_policy
     from bandit_router.warm_start import train_prior_from_outcomes as train_prior
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

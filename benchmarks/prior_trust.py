@@ -48,7 +48,6 @@ MISMATCH = {"gsm8k": "mmlu", "mmlu": "gsm8k"}
 def prior_path(name: str) -> Path:
     """Train (once) and cache the table's prior; the same split as ``replay --train-split``."""
     from bandit_router.simulations.outcomes import load_outcomes
-
     from bandit_router.warm_start import train_prior_from_outcomes
 
     path = CACHE / f"trust-{name}-seed0.npz"

@@ -104,7 +104,6 @@ def prior_for(t: Table, cache: Path, seed: int):
     from bandit_router.simulations.outcomes import load_outcomes
     from bandit_router.simulations.pipeline import load_prior
     from bandit_router.simulations.tune import prior_holdout
-
     from bandit_router.warm_start import train_prior_from_outcomes as train_prior
 
     path = cache / f"prior-{t.name}-seed{seed}.npz"

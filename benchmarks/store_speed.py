@@ -58,9 +58,8 @@ def config(dim: int, snapshot_every: int) -> dict:
 def worker(url: str, cfg: dict, seconds: float, seed: int, start_at: float) -> dict:
     """One router process: route + feedback pairs for ``seconds``; returns counts and
     per-call latencies (ms)."""
-    from bandit_router.storage import open_router_stores
-
     from bandit_router.router import Router
+    from bandit_router.storage import open_router_stores
 
     dim = int(cfg["embedder"].split("-")[1])
     rng = np.random.default_rng(seed)
@@ -89,10 +88,9 @@ def worker(url: str, cfg: dict, seconds: float, seed: int, start_at: float) -> d
 
 
 def prepare(url: str, cfg: dict) -> None:
-    from bandit_router.storage import open_router_stores
-
     from bandit_router.budget.periods import Budget
     from bandit_router.router import Router
+    from bandit_router.storage import open_router_stores
     from bandit_router.stores import UserRecord
 
     with open_router_stores(url) as stores:

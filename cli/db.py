@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import typer
+
 from bandit_router.cli.options import db_option
 
 db_app = typer.Typer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+
 from bandit_router.cli.options import db_option
 
 
@@ -47,9 +48,8 @@ def demo(
 
     names = split_policies([policies])
     check_embedder(embedder)
-    from bandit_router.cli.checks import check_fixed_models
-
     from bandit_router.catalogue import DEMO_CATALOGUE
+    from bandit_router.cli.checks import check_fixed_models
 
     check_fixed_models(
         names, [m.name for m in DEMO_CATALOGUE], where="the demo catalogue", flag="--policies"

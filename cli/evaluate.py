@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+
 from bandit_router.cli.checks import usage
 from bandit_router.cli.options import db_option
 from bandit_router.cli.replay import split_names, split_policies
@@ -75,15 +76,14 @@ def evaluate(
         policy_settings,
         usage_errors,
     )
+    from bandit_router.config import build_policy
+    from bandit_router.policies import PRIOR_POLICIES
     from bandit_router.simulations.ope import (
         evaluate_candidate,
         log_from_frame,
         read_log,
         select_runs,
     )
-
-    from bandit_router.config import build_policy
-    from bandit_router.policies import PRIOR_POLICIES
 
     # every option is checked before a prompt is embedded or a candidate run
     names = split_policies(policy)

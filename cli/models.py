@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import typer
+
 from bandit_router.cli.route import config_option, db_option, open_router, open_stores
 
 models_app = typer.Typer(

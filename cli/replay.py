@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
 from bandit_router.cli.checks import usage
 from bandit_router.cli.options import db_option, workers_option
-
 from bandit_router.errors import ConfigurationError
 
 

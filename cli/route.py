@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
 from bandit_router.cli.options import DB_HELP
 
 CONFIG_HELP = (

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import typer
-from bandit_router.cli.options import db_option
 
+from bandit_router.cli.options import db_option
 from bandit_router.errors import BanditRouterError
 
 runs_app = typer.Typer(

@@ -84,10 +84,10 @@ def demo_prior(embedder: Any, *, progress: bool = True, directory: Path | None =
     ``bandit-router demo`` (600 prompts, five task families) with ``embedder``; trained on
     the first call, then read from the data directory."""
     import numpy as np
-    from bandit_router.simulations.demo_run import training_table
-    from bandit_router.simulations.synthetic import TaskEnvironment
 
     from bandit_router.catalogue import DEMO_CATALOGUE
+    from bandit_router.simulations.demo_run import training_table
+    from bandit_router.simulations.synthetic import TaskEnvironment
     from bandit_router.warm_start import train_prior_from_outcomes
     from bandit_router.warm_start.artifact import PriorArtifact
 
@@ -410,10 +410,10 @@ def run(
 ) -> None:
     """Start the service of ``cfg`` and block until SIGTERM / SIGINT."""
     import uvicorn
-    from bandit_router.storage import open_router_stores
-    from bandit_router.storage.config import display_url, resolve_database_url
 
     from bandit_router.service import DirectoryKeyStore, create_app
+    from bandit_router.storage import open_router_stores
+    from bandit_router.storage.config import display_url, resolve_database_url
 
     t0 = time.perf_counter() if t0 is None else t0
     url_db = resolve_database_url(cfg.database_url)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
 from bandit_router.cli.serve import (
     _SIGNALS,
     SHUTDOWN_GRACE_S,
@@ -89,10 +90,10 @@ def _bind(host: str, port: int) -> socket.socket:
 def worker_main(cfg: Any, sock: socket.socket, index: int) -> None:
     """One worker: its own stores and router on the shared database, serving ``sock``."""
     import uvicorn
-    from bandit_router.storage import open_router_stores
-    from bandit_router.storage.config import resolve_database_url
 
     from bandit_router.service import DirectoryKeyStore, create_app
+    from bandit_router.storage import open_router_stores
+    from bandit_router.storage.config import resolve_database_url
 
     stores = open_router_stores(resolve_database_url(cfg.database_url))
     router = None

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import typer
+
 from bandit_router.cli.route import _money, config_option, db_option, open_stores
 
 users_app = typer.Typer(

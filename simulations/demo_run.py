@@ -15,13 +15,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from bandit_router.simulations.replay import Problem, ReplayConfig, run_replay
-from bandit_router.simulations.synthetic import TaskEnvironment
 from tqdm.auto import tqdm
 
 from bandit_router.catalogue import DEMO_CATALOGUE
 from bandit_router.embeddings import make_embedder
 from bandit_router.errors import ConfigurationError
+from bandit_router.simulations.replay import Problem, ReplayConfig, run_replay
+from bandit_router.simulations.synthetic import TaskEnvironment
 from bandit_router.warm_start import train_prior_from_outcomes
 
 DEFAULT_POLICIES = ("pilot", "linucb", "lints", "epsilon-greedy", "random", "fixed:demo-large")

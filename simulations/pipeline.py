@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bandit_router.simulations.outcomes import OutcomeTable, load_outcomes
-from bandit_router.simulations.replay import Problem, RunResult, featurize_table
 
 from bandit_router.errors import ConfigurationError
+from bandit_router.simulations.outcomes import OutcomeTable, load_outcomes
+from bandit_router.simulations.replay import Problem, RunResult, featurize_table
 
 STEP_COLUMNS = (
     "step",

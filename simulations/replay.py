@@ -26,8 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from bandit_router.simulations import metrics
-from bandit_router.simulations.outcomes import OutcomeTable
 
 from bandit_router.budget import (
     AffordableAllocator,
@@ -41,6 +39,8 @@ from bandit_router.config import build_policy as _build_policy
 from bandit_router.errors import ConfigurationError, InvalidInputError
 from bandit_router.policies import ArmPrior, Policy
 from bandit_router.router import Router, counter_ids
+from bandit_router.simulations import metrics
+from bandit_router.simulations.outcomes import OutcomeTable
 from bandit_router.stores_memory import memory_stores
 
 # ---- the shared data of a sweep ------------------------------------------------------------

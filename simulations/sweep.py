@@ -17,10 +17,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bandit_router.simulations.replay import Problem, ReplayConfig, RunResult, run_replay
 from tqdm.auto import tqdm
 
 from bandit_router.errors import ConfigurationError
+from bandit_router.simulations.replay import Problem, ReplayConfig, RunResult, run_replay
 
 
 @dataclass(frozen=True)

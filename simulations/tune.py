@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from bandit_router.errors import ConfigurationError
 from bandit_router.simulations.outcomes import OutcomeTable
 from bandit_router.simulations.replay import Problem, ReplayConfig, build_policy
 from bandit_router.simulations.sweep import RunSpec, run_sweep
-
-from bandit_router.errors import ConfigurationError
 
 #: the tuning grids of the figure script (small: two cores); every policy tuned alike
 DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {

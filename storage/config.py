@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bandit_router.storage.errors import DatabaseURLError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+from bandit_router.storage.errors import DatabaseURLError
 
 ENV_VAR = "BANDIT_ROUTER_DATABASE_URL"
 DEFAULT_FILENAME = "bandit-router.db"

@@ -40,6 +40,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import Engine, exists, insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bandit_router.errors import (
+    FeedbackConflictError,
+    InvalidInputError,
+    UnknownDecisionError,
+)
 from bandit_router.storage.ledger import _MONEY_TOL, SqlLedger
 from bandit_router.storage.models import CatalogueModel, DecisionRow, FeedbackRow
 from bandit_router.storage.runs import to_jsonable
@@ -50,15 +59,6 @@ from bandit_router.storage.transactions import (
     context_bytes,
     finite,
     name,
-)
-from sqlalchemy import Engine, exists, insert, select, text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
-from bandit_router.errors import (
-    FeedbackConflictError,
-    InvalidInputError,
-    UnknownDecisionError,
 )
 from bandit_router.stores import DecisionRecord, FeedbackOutcome, FeedbackRecord
 

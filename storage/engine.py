@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bandit_router.storage.config import display_url, is_memory_sqlite, is_sqlite
-from bandit_router.storage.errors import DatabaseURLError, StorageError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
+
+from bandit_router.storage.config import display_url, is_memory_sqlite, is_sqlite
+from bandit_router.storage.errors import DatabaseURLError, StorageError
 
 #: Execution option read by the SQLite ``begin`` hook: "" (deferred), "IMMEDIATE" or "EXCLUSIVE".
 SQLITE_BEGIN_MODE = "bandit_router_sqlite_begin"

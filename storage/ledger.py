@@ -42,8 +42,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bandit_router.storage.models import LedgerAccount, LedgerEntry, LedgerReservation, User
-from bandit_router.storage.transactions import Sessions, inf_if_none, none_if_inf
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -61,6 +59,8 @@ from bandit_router.budget.ledger import (
 )
 from bandit_router.budget.periods import Budget, BudgetPeriod
 from bandit_router.errors import BudgetError, BudgetExhaustedError, ConfigurationError
+from bandit_router.storage.models import LedgerAccount, LedgerEntry, LedgerReservation, User
+from bandit_router.storage.transactions import Sessions, inf_if_none, none_if_inf
 
 #: ``InMemoryLedger``'s period logic (``_refresh`` of calendar periods, ``_in_current_period``)
 #: on a bare instance: those methods read only the account they are given.

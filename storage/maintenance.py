@@ -26,6 +26,9 @@ import re
 import time
 from typing import Any
 
+from sqlalchemy import Engine, and_, delete, func, select
+
+from bandit_router.errors import InvalidInputError
 from bandit_router.storage.migrate import current_revisions, head_revisions
 from bandit_router.storage.models import (
     DecisionRow,
@@ -37,9 +40,6 @@ from bandit_router.storage.models import (
 )
 from bandit_router.storage.snapshots import checksum
 from bandit_router.storage.transactions import Sessions
-from sqlalchemy import Engine, and_, delete, func, select
-
-from bandit_router.errors import InvalidInputError
 
 #: the tables ``status`` counts, in the order it prints them
 COUNTED_TABLES = (

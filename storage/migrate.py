@@ -22,11 +22,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
 from bandit_router.storage.config import display_url
 from bandit_router.storage.engine import SQLITE_BEGIN_MODE
 from bandit_router.storage.errors import SchemaVersionError, StorageError
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import SQLAlchemyError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Key of the PostgreSQL advisory lock held while migrating ("bandit-r" in ASCII).

@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
-from bandit_router.storage.models import MODEL_STATUSES, CatalogueModel
-from bandit_router.storage.models.base import utcnow
-from bandit_router.storage.transactions import PG_DIRECTORY_LOCK, Sessions
 from sqlalchemy import Engine, func, select, text
 
 from bandit_router.catalogue import ModelSpec
 from bandit_router.errors import InvalidInputError
+from bandit_router.storage.models import MODEL_STATUSES, CatalogueModel
+from bandit_router.storage.models.base import utcnow
+from bandit_router.storage.transactions import PG_DIRECTORY_LOCK, Sessions
 from bandit_router.stores import ModelRecord
 
 

@@ -13,17 +13,17 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
+
+from bandit_router.budget.clock import Clock, system_clock
+from bandit_router.budget.periods import Budget
 from bandit_router.storage.decisions import SqlDecisionLog
 from bandit_router.storage.ledger import SqlLedger
 from bandit_router.storage.models_catalogue import SqlModelStore
 from bandit_router.storage.snapshots import SqlSnapshotStore
 from bandit_router.storage.store import open_store
 from bandit_router.storage.users import SqlUserDirectory
-from sqlalchemy import Engine
-from sqlalchemy.engine import URL
-
-from bandit_router.budget.clock import Clock, system_clock
-from bandit_router.budget.periods import Budget
 from bandit_router.stores import Stores
 
 #: as ``bandit_router.stores_memory``: by default a reservation never expires inside the

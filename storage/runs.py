@@ -28,12 +28,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from bandit_router.storage.engine import SQLITE_BEGIN_MODE
-from bandit_router.storage.errors import InvalidRunDataError, StorageError, UnknownRunError
-from bandit_router.storage.models import RUN_KINDS, RUN_STATUSES, Run, RunStep
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from bandit_router.storage.engine import SQLITE_BEGIN_MODE
+from bandit_router.storage.errors import InvalidRunDataError, StorageError, UnknownRunError
+from bandit_router.storage.models import RUN_KINDS, RUN_STATUSES, Run, RunStep
 
 #: Columns ``add_steps`` needs; ``budgeted_regret`` may be absent or NaN.
 STEP_COLUMNS = ("step", "reward", "cost", "oracle_reward", "spend", "cumulative_regret", "model")

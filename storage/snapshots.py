@@ -25,13 +25,13 @@ import time
 import warnings
 from typing import Any
 
-from bandit_router.storage.models import PolicySnapshot
-from bandit_router.storage.runs import to_jsonable
-from bandit_router.storage.transactions import Sessions
 from sqlalchemy import Engine, func, select
 
 from bandit_router.budget.clock import Clock
 from bandit_router.errors import InvalidInputError, StateError
+from bandit_router.storage.models import PolicySnapshot
+from bandit_router.storage.runs import to_jsonable
+from bandit_router.storage.transactions import Sessions
 from bandit_router.stores import Snapshot
 
 log = logging.getLogger(__name__)

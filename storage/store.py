@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
+
 from bandit_router.storage.config import display_url, resolve_database_url
 from bandit_router.storage.engine import make_engine
 from bandit_router.storage.errors import StorageError
 from bandit_router.storage.migrate import upgrade
 from bandit_router.storage.runs import RunRepository
-from sqlalchemy import Engine
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
 
 
 class Store:

@@ -18,14 +18,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from bandit_router.storage.config import display_url
-from bandit_router.storage.engine import SQLITE_BEGIN_MODE
-from bandit_router.storage.errors import StorageError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit_router.errors import BanditRouterError, InvalidInputError
+from bandit_router.storage.config import display_url
+from bandit_router.storage.engine import SQLITE_BEGIN_MODE
+from bandit_router.storage.errors import StorageError
 
 #: Advisory lock key held while a feedback row is inserted ("bandit-f" in ASCII): feedback
 #: ids then increase in commit order, so ``feedback_since(last)`` never skips a row that

@@ -30,13 +30,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Engine, select, text, update
+
+from bandit_router.errors import InvalidInputError
 from bandit_router.storage.ledger import SqlLedger, budget_of
 from bandit_router.storage.models import ApiKey, User
 from bandit_router.storage.models.base import utcnow
 from bandit_router.storage.transactions import PG_DIRECTORY_LOCK, Sessions, name
-from sqlalchemy import Engine, select, text, update
-
-from bandit_router.errors import InvalidInputError
 from bandit_router.stores import UserRecord
 
 KEY_PREFIX = "br"

@@ -15,9 +15,9 @@ from pathlib import Path
 def write_through_defaults(workdir: Path) -> None:
     """A replay saved in the default store with the default embedding cache, a PNG export
     (matplotlib's font cache) and an embedding call with the default disk cache."""
-    from bandit_router.cli.app import app
     from typer.testing import CliRunner
 
+    from bandit_router.cli.app import app
     from bandit_router.embeddings import make_embedder
     from tests.sim_tables import two_topic_table
 

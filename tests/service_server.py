@@ -12,10 +12,10 @@ import json
 import sys
 
 import uvicorn
-from bandit_router.storage import open_router_stores
 
 from bandit_router.router import Router
 from bandit_router.service import DirectoryKeyStore, ServiceSettings, create_app
+from bandit_router.storage import open_router_stores
 
 
 def main(path: str) -> None:

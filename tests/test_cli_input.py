@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from bandit_router.cli.app import main
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bandit_router.cli.app import main
 from bandit_router.errors import ConfigurationError
 from bandit_router.policies import POLICY_CLASSES
 from bandit_router.policies.registry import parse_policy_options, policy_options

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from bandit_router.cli.app import app
-from bandit_router.cli.replay import split_policies
 from typer.testing import CliRunner
 
+from bandit_router.cli.app import app
+from bandit_router.cli.replay import split_policies
 from bandit_router.errors import ConfigurationError
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from bandit_router.cli.app import app
-from bandit_router.storage import open_router_stores
 from typer.testing import CliRunner
 
+from bandit_router.cli.app import app
 from bandit_router.config_file import load_config
 from bandit_router.errors import BanditRouterError
+from bandit_router.storage import open_router_stores
 
 runner = CliRunner()
 

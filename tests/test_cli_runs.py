@@ -7,11 +7,11 @@ import sys
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
+
 from bandit_router.cli.app import app, main
 from bandit_router.storage import UnknownRunError, open_store
 from bandit_router.storage.config import ENV_VAR
-from typer.testing import CliRunner
-
 from tests.test_storage_support import make_steps
 
 runner = CliRunner()

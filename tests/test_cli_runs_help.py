@@ -4,8 +4,9 @@ and argument, so that future commands cannot forget it (a habit from sqlite-util
 from __future__ import annotations
 
 import typer.main
-from bandit_router.cli.app import app
 from typer.testing import CliRunner
+
+from bandit_router.cli.app import app
 
 
 def _walk(command, path: tuple[str, ...] = ()):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from bandit_router.cli.app import app
-from bandit_router.simulations.demo_run import run_demo
 from typer.testing import CliRunner
 
+from bandit_router.cli.app import app
 from bandit_router.errors import ConfigurationError
+from bandit_router.simulations.demo_run import run_demo
 
 
 def test_demo_runs_every_policy_with_and_without_budget():

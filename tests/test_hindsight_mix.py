@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from bandit_router.simulations.metrics import best_static_mix, hindsight_lp
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bandit_router.simulations.synthetic import LinearEnvironment
 
 from bandit_router.policies import make_policy
+from bandit_router.simulations.synthetic import LinearEnvironment
 
 
 def cumulative_regret(name: str, seed: int, steps: int = 4000, **kwargs) -> float:

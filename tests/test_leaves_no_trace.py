@@ -33,9 +33,8 @@ def _user_environment(home: Path) -> dict[str, str]:
 
 
 def test_default_locations_point_into_the_session_folder() -> None:
-    from bandit_router.storage.config import default_database_path, resolve_database_url
-
     from bandit_router.embeddings import default_cache_dir
+    from bandit_router.storage.config import default_database_path, resolve_database_url
 
     home = Path(os.environ["HOME"])
     assert home != REAL_HOME and not home.is_relative_to(REAL_HOME)

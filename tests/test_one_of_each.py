@@ -7,10 +7,10 @@ import importlib
 import numpy as np
 import pandas as pd
 import pytest
-from bandit_router.simulations import outcomes as sim_outcomes
-from bandit_router.simulations import pipeline as sim_pipeline
 
 from bandit_router.budget import AffordableAllocator, Allocator, BudgetAllocator
+from bandit_router.simulations import outcomes as sim_outcomes
+from bandit_router.simulations import pipeline as sim_pipeline
 from bandit_router.warm_start import OutcomeTable, load_outcomes
 from bandit_router.warm_start.outcomes import OutcomeTableError
 

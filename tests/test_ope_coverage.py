@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bandit_router.simulations.ope import LoggedData, estimate_value, target_probabilities
-from bandit_router.simulations.synthetic import LinearEnvironment
 
 from bandit_router.policies import POLICY_CLASSES, ArmPrior, make_policy
+from bandit_router.simulations.ope import LoggedData, estimate_value, target_probabilities
+from bandit_router.simulations.synthetic import LinearEnvironment
 
 K, DIM, N, SEEDS, BOOTSTRAP, DRAWS = 3, 4, 400, 20, 400, 2
 ARMS = [f"m{k}" for k in range(K)]

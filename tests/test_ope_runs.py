@@ -8,7 +8,12 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
 from bandit_router.cli.app import app
+from bandit_router.policies import make_policy
 from bandit_router.simulations.ope import (
     LogFormatError,
     LoggedData,
@@ -18,11 +23,6 @@ from bandit_router.simulations.ope import (
     log_from_frame,
     select_runs,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from typer.testing import CliRunner
-
-from bandit_router.policies import make_policy
 from tests.sim_tables import two_topic_table
 
 runner = CliRunner()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bandit_router.simulations.synthetic import LinearEnvironment
 
 from bandit_router.policies import make_policy
 from bandit_router.policies.prior import ArmPrior
 from bandit_router.policies.ridge import DiscountedRidgeArms, RidgeArms
+from bandit_router.simulations.synthetic import LinearEnvironment
 from bandit_router.warm_start.calibration import strengths_by_evidence
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from bandit_router.simulations.outcomes import OutcomeTable, OutcomeTableError, load_outcomes
 
+from bandit_router.simulations.outcomes import OutcomeTable, OutcomeTableError, load_outcomes
 from bandit_router.text import prompt_text
 from bandit_router.warm_start.outcomes import load_outcomes as load_training_table
 from bandit_router.warm_start.outcomes import outcomes_to_preferences

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from bandit_router.simulations import metrics
 from bandit_router.simulations.replay import Problem, ReplayConfig, run_replay
 

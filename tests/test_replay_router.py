@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bandit_router.simulations.replay import ReplayConfig, run_replay, stream_order
-from bandit_router.simulations.synthetic import make_synthetic_problem
 
 from bandit_router.budget import AccountState, Budget, BudgetAllocator
 from bandit_router.config import build_policy
+from bandit_router.simulations.replay import ReplayConfig, run_replay, stream_order
+from bandit_router.simulations.synthetic import make_synthetic_problem
 
 
 def bare_loop(problem, name, seed, budget_fraction):

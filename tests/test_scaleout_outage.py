@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bandit_router.storage import open_router_stores
-from bandit_router.storage.errors import StorageError
 from fastapi.testclient import TestClient
 
 from bandit_router.service import MemoryKeyStore, ServiceSettings, create_app
+from bandit_router.storage import open_router_stores
+from bandit_router.storage.errors import StorageError
 from bandit_router.stores_memory import memory_stores
 from bandit_router.sync import StoreSync
 from tests.test_storage_support import ON_CI, POSTGRES_ENV

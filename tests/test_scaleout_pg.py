@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 import pytest
-from bandit_router.storage import open_router_stores
 from sqlalchemy import create_engine, text
 
 from bandit_router.catalogue import ModelSpec
+from bandit_router.storage import open_router_stores
 from bandit_router.stores_memory import memory_stores
 from bandit_router.sync import StoreSync
 from tests.test_storage_support import postgres_url, temporary_postgres_database

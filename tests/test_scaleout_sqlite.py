@@ -6,11 +6,11 @@ converge."""
 from __future__ import annotations
 
 import numpy as np
-from bandit_router.storage import open_router_stores
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bandit_router.catalogue import ModelSpec
+from bandit_router.storage import open_router_stores
 from bandit_router.stores import FeedbackRecord, ModelRecord
 from bandit_router.stores_memory import memory_stores
 from bandit_router.sync import StoreSync

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from bandit_router.storage import open_router_stores
 
 CONFIG = """embedder: hashing-64

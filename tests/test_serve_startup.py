@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from bandit_router.cli.serve import (
     StartupRefused,
     build_router,
@@ -18,10 +19,9 @@ from bandit_router.cli.serve import (
     ensure_demo_user,
     generate_admin_key,
 )
-from bandit_router.storage import open_router_stores
-
 from bandit_router.config_file import load_config, load_config_text
 from bandit_router.embeddings import make_embedder
+from bandit_router.storage import open_router_stores
 from bandit_router.warm_start import train_prior_from_outcomes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,9 +218,9 @@ def test_shutdown_snapshot_only_when_the_state_changed(tmp_path: Path) -> None:
 
 
 def test_write_example_config_flag(tmp_path: Path) -> None:
-    from bandit_router.cli.app import app
     from typer.testing import CliRunner
 
+    from bandit_router.cli.app import app
     from bandit_router.config_file import example_config_text
 
     out = tmp_path / "router.yaml"

@@ -540,10 +540,9 @@ def test_a_missing_provider_key_is_a_clear_error_and_cors_exposes_the_router_hea
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
 def test_router_release_frees_the_reservation_without_learning(store, tmp_path):
-    from bandit_router.storage import open_router_stores
-
     from bandit_router.budget import Budget
     from bandit_router.errors import DecisionExpiredError, FeedbackConflictError
+    from bandit_router.storage import open_router_stores
 
     stores = memory_stores() if store == "memory" else open_router_stores(
         f"sqlite:///{tmp_path / 'r.db'}"

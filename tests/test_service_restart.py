@@ -9,11 +9,11 @@ import threading
 import httpx
 import numpy as np
 import pytest
-from bandit_router.storage import open_router_stores
 from sqlalchemy import text
 
 from bandit_router.config import build_policy
 from bandit_router.features import Featurizer
+from bandit_router.storage import open_router_stores
 from tests.fake_upstream import ThreadServer, make_app
 from tests.test_service_server import ADMIN, PRICES, Server, add_user, spec_for
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from bandit_router.cli.app import app
 from typer.testing import CliRunner
 
+from bandit_router.cli.app import app
 from bandit_router.errors import ConfigurationError
 from tests.sim_tables import two_topic_table
 

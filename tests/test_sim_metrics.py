@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bandit_router.simulations import metrics
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bandit_router.simulations import metrics
 
 
 def dual_optimum(r: np.ndarray, c: np.ndarray, budget: float) -> float:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
+from bandit_router.policies import make_policy
 from bandit_router.simulations.ope import (
     LogFormatError,
     LoggedData,
@@ -14,8 +16,6 @@ from bandit_router.simulations.ope import (
     ridge_reward_model,
 )
 from bandit_router.simulations.synthetic import make_synthetic_problem
-
-from bandit_router.policies import make_policy
 
 
 def synthetic_log(n: int, seed: int, logging: str = "softmax"):

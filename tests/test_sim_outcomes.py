@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from bandit_router.simulations.outcomes import OutcomeTable, OutcomeTableError, load_outcomes
 
+from bandit_router.simulations.outcomes import OutcomeTable, OutcomeTableError, load_outcomes
 from tests.conftest import shared_file
 
 

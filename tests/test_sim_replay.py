@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bandit_router.errors import ConfigurationError
+from bandit_router.policies import ArmPrior, make_policy
 from bandit_router.simulations.outcomes import OutcomeTable, load_outcomes
 from bandit_router.simulations.replay import (
     DelaySpec,
@@ -16,11 +21,6 @@ from bandit_router.simulations.replay import (
 )
 from bandit_router.simulations.sweep import grid, run_sweep
 from bandit_router.simulations.synthetic import make_synthetic_problem
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from bandit_router.errors import ConfigurationError
-from bandit_router.policies import ArmPrior, make_policy
 from tests.conftest import shared_file
 
 

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
+from bandit_router.errors import ConfigurationError
+from bandit_router.policies import ArmPrior
 from bandit_router.simulations.outcomes import OutcomeTable
 from bandit_router.simulations.replay import ReplayConfig, build_policy, run_replay
 from bandit_router.simulations.synthetic import make_synthetic_problem
 from bandit_router.simulations.tune import DEFAULT_GRIDS, grid_points, prior_holdout, tune
-
-from bandit_router.errors import ConfigurationError
-from bandit_router.policies import ArmPrior
 from tests.sim_tables import two_topic_table
 
 
@@ -163,8 +163,9 @@ def outcome_csv(tmp_path):
 
 
 def _cli(*args):
-    from bandit_router.cli.app import app
     from typer.testing import CliRunner
+
+    from bandit_router.cli.app import app
 
     return CliRunner().invoke(app, ["replay", *map(str, args)])
 

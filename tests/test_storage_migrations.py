@@ -7,6 +7,8 @@ import threading
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
 from bandit_router.storage import SchemaVersionError, open_store
 from bandit_router.storage.config import resolve_database_url
 from bandit_router.storage.engine import make_engine
@@ -18,8 +20,6 @@ from bandit_router.storage.migrate import (
     upgrade,
 )
 from bandit_router.storage.models import Base
-from sqlalchemy import inspect, text
-
 from tests.test_storage_support import make_steps
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
 from bandit_router.storage import (
     InvalidRunDataError,
     SchemaVersionError,
@@ -18,8 +20,6 @@ from bandit_router.storage import (
 )
 from bandit_router.storage.migrate import current_revisions, downgrade, head_revisions
 from bandit_router.storage.models import Base
-from sqlalchemy import inspect, text
-
 from tests.test_storage_support import make_steps, postgres_url, temporary_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -136,8 +136,9 @@ def test_cli_reads_runs_from_postgres(store, pg_url, tmp_path):
     import json
 
     import pandas as pd
-    from bandit_router.cli.app import app
     from typer.testing import CliRunner
+
+    from bandit_router.cli.app import app
 
     rid = store.runs.create("replay", "linucb", "t", seed=0, budget_fraction=0.5)
     store.runs.add_steps(rid, make_steps(30, budgeted=True))

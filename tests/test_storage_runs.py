@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
+
 from bandit_router.storage import (
     InvalidRunDataError,
     RunRecord,
@@ -13,8 +15,6 @@ from bandit_router.storage import (
     open_store,
 )
 from bandit_router.storage.config import ENV_VAR, default_database_path, resolve_database_url
-from sqlalchemy import text
-
 from tests.test_storage_support import make_steps
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import multiprocessing as mp
 
 import pytest
-from bandit_router.storage import open_router_stores
 from sqlalchemy import text
 
 from bandit_router.budget.periods import Budget
+from bandit_router.storage import open_router_stores
 from bandit_router.stores import UserRecord
 from tests.test_storage_support import postgres_url, temporary_postgres_database
 from tests.test_store_support import reserve_worker

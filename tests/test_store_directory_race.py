@@ -26,7 +26,7 @@ def _race(put) -> list[BaseException]:
     for r in range(ROUNDS):
         barrier = threading.Barrier(THREADS)
 
-        def run(r: int = r) -> None:
+        def run(r: int = r, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             try:
                 put(r)

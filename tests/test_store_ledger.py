@@ -7,8 +7,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from bandit_router.storage import open_router_stores
-from bandit_router.storage.ledger import SqlLedger
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +14,8 @@ from bandit_router.budget.clock import ManualClock
 from bandit_router.budget.ledger import InMemoryLedger
 from bandit_router.budget.periods import Budget
 from bandit_router.errors import BudgetError, BudgetExhaustedError
+from bandit_router.storage import open_router_stores
+from bandit_router.storage.ledger import SqlLedger
 from tests.test_storage_support import postgres_url, temporary_postgres_database
 from tests.test_store_support import truncate_router_tables
 

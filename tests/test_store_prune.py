@@ -8,15 +8,15 @@ import json
 
 import numpy as np
 import pytest
-from bandit_router.cli.app import app
-from bandit_router.storage import SchemaVersionError, open_router_stores, open_store
-from bandit_router.storage.maintenance import parse_duration, prune, status
-from bandit_router.storage.migrate import downgrade
 from typer.testing import CliRunner
 
 from bandit_router.budget.clock import ManualClock
 from bandit_router.budget.periods import Budget
+from bandit_router.cli.app import app
 from bandit_router.router import Router
+from bandit_router.storage import SchemaVersionError, open_router_stores, open_store
+from bandit_router.storage.maintenance import parse_duration, prune, status
+from bandit_router.storage.migrate import downgrade
 from tests.test_storage_support import postgres_url, temporary_postgres_database
 from tests.test_store_support import ARMS, CONFIG, event
 

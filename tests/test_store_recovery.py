@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 import pytest
-from bandit_router.storage import open_router_stores
 
+from bandit_router.storage import open_router_stores
 from tests.test_storage_support import postgres_url, temporary_postgres_database
 from tests.test_store_support import learner_main, make_router, reference_router
 

@@ -9,9 +9,6 @@ import warnings
 
 import numpy as np
 import pytest
-from bandit_router.storage import open_router_stores
-from bandit_router.storage.models import ApiKey
-from bandit_router.storage.snapshots import CorruptSnapshotWarning
 from sqlalchemy import select, text
 
 from bandit_router.budget.clock import ManualClock
@@ -22,6 +19,9 @@ from bandit_router.errors import (
     InvalidInputError,
     StateError,
 )
+from bandit_router.storage import open_router_stores
+from bandit_router.storage.models import ApiKey
+from bandit_router.storage.snapshots import CorruptSnapshotWarning
 from bandit_router.stores import ModelRecord, UserRecord
 from tests.test_store_support import decision, feedback_of
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer.main
-from bandit_router.cli.app import app, main
 from typer.testing import CliRunner
 
+from bandit_router.cli.app import app, main
 from bandit_router.warm_start import PriorArtifact
 
 TOPICS = {

@@ -16,6 +16,7 @@ SQLite file.
 from __future__ import annotations
 
 from alembic import context
+
 from bandit_router.storage.models import Base
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bandit_router.storage.models.base import Base, Money, utcnow
 from sqlalchemy import Double, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
+
+from bandit_router.storage.models.base import Base, Money, utcnow
 
 #: A model is routed to while ``active``; a ``retired`` one is kept for its history.
 MODEL_STATUSES = ("active", "retired")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from bandit_router.storage.models.base import Base, Money
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -23,6 +22,8 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+
+from bandit_router.storage.models.base import Base, Money
 
 #: An integer primary key that is a 64-bit sequence on PostgreSQL and the rowid on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")

@@ -9,10 +9,11 @@ inside its window). Times are Unix seconds.
 
 from __future__ import annotations
 
-from bandit_router.storage.models.base import Base, Money
-from bandit_router.storage.models.decisions import BigId
 from sqlalchemy import BigInteger, Boolean, Double, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
+
+from bandit_router.storage.models.base import Base, Money
+from bandit_router.storage.models.decisions import BigId
 
 #: What happened to a reservation.
 RESERVATION_STATES = ("open", "settled", "expired", "released")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bandit_router.storage.models.base import Base, Money, utcnow
 from sqlalchemy import JSON, BigInteger, Double, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from bandit_router.storage.models.base import Base, Money, utcnow
 
 #: What produced a run.
 RUN_KINDS = ("replay", "simulate", "evaluate")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bandit_router.storage.models.base import Base
-from bandit_router.storage.models.decisions import BigId
 from sqlalchemy import JSON, BigInteger, Double, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
+
+from bandit_router.storage.models.base import Base
+from bandit_router.storage.models.decisions import BigId
 
 
 class PolicySnapshot(Base):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bandit_router.storage.models.base import Base, Money, utcnow
 from sqlalchemy import Double, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
+
+from bandit_router.storage.models.base import Base, Money, utcnow
 
 
 class User(Base):
