@@ -63,7 +63,7 @@ class Server:
                 [sys.executable, "-m", "tests.service_server", str(path)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        for _ in range(1200):  # a start-up guard (up to a minute), not a speed assertion
+        for _ in range(3600):  # a start-up guard (minutes on a busy machine), not a speed assertion
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the server exited:\n{self.log.read_text()}")
             try:
