@@ -164,7 +164,7 @@ def test_database_restart_mid_traffic(server):
             assert fb.json()["error"]["code"] == "store_unavailable"
             assert "Nothing was recorded" in fb.json()["error"]["message"]
             assert fb.headers["retry-after"]
-            for _ in range(100):
+            for _ in range(1200):
                 if not sync.healthy:
                     break
                 time.sleep(0.05)
@@ -173,7 +173,7 @@ def test_database_restart_mid_traffic(server):
             assert errors, "no request failed during the outage"
             assert all("unreachable" in m or "refused" in m for m in errors)
             server.start()
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 180  # a guard against a hang, not a speed limit
             while time.monotonic() < deadline and (len(acked) < n_before + 20 or pending):
                 time.sleep(0.05)
         finally:
