@@ -56,9 +56,10 @@ from bandit_router.budget.ledger import (
     Settlement,
     _Account,
     _usd,
+    check_expiry_options,
 )
 from bandit_router.budget.periods import Budget, BudgetPeriod
-from bandit_router.errors import BudgetError, BudgetExhaustedError, ConfigurationError
+from bandit_router.errors import BudgetError, BudgetExhaustedError
 from bandit_router.storage.models import LedgerAccount, LedgerEntry, LedgerReservation, User
 from bandit_router.storage.transactions import Sessions, inf_if_none, none_if_inf
 
@@ -114,10 +115,7 @@ class SqlLedger:
         on_expiry: str = "charge",
         default_budget: Budget | None = None,
     ) -> None:
-        if not (reservation_ttl > 0):
-            raise ConfigurationError(f"reservation_ttl must be > 0 seconds, got {reservation_ttl}.")
-        if on_expiry not in ("charge", "release"):
-            raise ConfigurationError(f"on_expiry must be 'charge' or 'release', got {on_expiry!r}.")
+        check_expiry_options(reservation_ttl, on_expiry)
         self.engine = engine
         self.sessions = Sessions(engine)
         self.clock = clock

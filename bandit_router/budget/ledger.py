@@ -127,6 +127,21 @@ class Ledger(Protocol):
     def expire(self) -> int: ...
 
 
+def check_expiry_options(reservation_ttl: float, on_expiry: str) -> None:
+    """Validate a ledger's expiry options (every ``Ledger`` implementation takes them).
+
+    >>> check_expiry_options(600.0, "release")
+    >>> check_expiry_options(0.0, "charge")
+    Traceback (most recent call last):
+    ...
+    bandit_router.errors.ConfigurationError: reservation_ttl must be > 0 seconds, got 0.0.
+    """
+    if not (reservation_ttl > 0):
+        raise ConfigurationError(f"reservation_ttl must be > 0 seconds, got {reservation_ttl}.")
+    if on_expiry not in ("charge", "release"):
+        raise ConfigurationError(f"on_expiry must be 'charge' or 'release', got {on_expiry!r}.")
+
+
 def _usd(amount: float, what: str) -> float:
     a = float(amount)
     if not (a >= 0 and math.isfinite(a)):
@@ -187,10 +202,7 @@ class InMemoryLedger:
         on_expiry: str = "charge",
         default_budget: Budget | None = None,
     ) -> None:
-        if not (reservation_ttl > 0):
-            raise ConfigurationError(f"reservation_ttl must be > 0 seconds, got {reservation_ttl}.")
-        if on_expiry not in ("charge", "release"):
-            raise ConfigurationError(f"on_expiry must be 'charge' or 'release', got {on_expiry!r}.")
+        check_expiry_options(reservation_ttl, on_expiry)
         self.clock = clock
         self.reservation_ttl = float(reservation_ttl)
         self.on_expiry = on_expiry
