@@ -6,7 +6,8 @@ measure held-out pairwise accuracy next to the majority-winner and global Bradle
 baselines (both fitted on the train + validation prompts); calibrate into the reward space on the train + validation
 prompts (``calibration.py``); choose each lambda_a: by empirical Bayes on the held-out
 prompts' scores when the data has absolute scores (outcome tables: the strength under which
-those scores are most likely, ``strengths_by_evidence``), else from the model's held-out
+those scores, centred across the models, are most likely, ``strengths_for_decisions``),
+else from the model's held-out
 pairwise accuracy (preferences only); pack everything into a ``PriorArtifact``.
 
 The artifact holds the model fitted on the training prompts (early-stopped on the
@@ -39,7 +40,7 @@ from bandit_router.warm_start.calibration import (
     calibrate_shared_slope,
     expected_win_rate,
     prior_means,
-    strengths_by_evidence,
+    strengths_for_decisions,
     strengths_from_accuracy,
 )
 from bandit_router.warm_start.data import PreferenceData
@@ -187,7 +188,7 @@ def train_prior(
     }
     if data.scores is not None and testq.any() and fitq.sum() > 1:
         ctx = np.hstack([model.project(X), np.ones((X.shape[0], 1))])
-        eb = strengths_by_evidence(
+        eb = strengths_for_decisions(
             ctx[fitq], data.scores[fitq], ctx[testq], data.scores[testq], theta0
         )
         ok = np.isfinite(eb["strength"])
@@ -198,13 +199,19 @@ def train_prior(
             lam = np.where(ok, eb["strength"], lam)
         strength_info = {
             "method": "empirical-bayes",
-            "rule": "lambda_a maximises the predictive likelihood of the held-out prompts' "
-            "scores under the ridge prior N(theta0_a, sigma_a^2 / lambda_a I), sigma_a^2 = "
-            "residual variance of the least-squares fit on the fitted prompts; grid 0.1 .. "
-            "cap = trace(X'X) / d of the fitted prompts (their effective observations per "
-            "direction); models without held-out scores keep the accuracy rule",
+            "rule": "lambda_a = sigma_a^2 / tau_a^2: sigma_a^2 = residual variance of the "
+            "least-squares fit of model a's scores on the fitted prompts (the bandit's "
+            "noise), tau_a^2 = the prior variance of what sets model a apart from the others, "
+            "by empirical Bayes: the strength under which the held-out prompts' scores, "
+            "centred across the models, are most likely under the ridge prior (a misfit all "
+            "models share does not change the best model); grid 0.1 .. cap = trace(X'X) / d "
+            "of the fitted prompts (their effective observations per direction) in the same "
+            "units; models without held-out scores keep the accuracy rule",
             "noise_var": {m: float(v) for m, v in zip(data.models, eb["noise_var"], strict=True)},
             "cap": {m: float(v) for m, v in zip(data.models, eb["cap"], strict=True)},
+            "likelihood_strength": {
+                m: float(v) for m, v in zip(data.models, eb["likelihood_strength"], strict=True)
+            },
             "n_held": {m: int(v) for m, v in zip(data.models, eb["n_held"], strict=True)},
             "at_cap": [m for m, c in zip(data.models, eb["at_cap"], strict=True) if c],
             "log_evidence_gain": {

@@ -259,3 +259,84 @@ def strengths_by_evidence(
         out["at_low"][k] = i == 0
         out["log_evidence_gain"][k] = float(ll[i] - ll[0])
     return out
+
+
+def strengths_for_decisions(
+    X_fit: np.ndarray,
+    Y_fit: np.ndarray,
+    X_held: np.ndarray,
+    Y_held: np.ndarray,
+    theta0: np.ndarray,
+    *,
+    n_grid: int = 241,
+    low: float = 0.1,
+) -> dict[str, np.ndarray]:
+    """Empirical-Bayes prior strength per model for *routing*: how sure the prior is of
+    what sets each model apart from the others, in units of the bandit's observations.
+
+    A model's reward on a query is mostly what every model shares there (a query harder
+    than the training ones is harder for all of them) plus what is particular to the
+    model. Routing only depends on the particular part: a misfit the prior shares across
+    all models leaves the best model the best. ``strengths_by_evidence`` on the absolute
+    scores counts the shared misfit as doubt in every model, so the bandit relearns each
+    model's level from its own few, unpaired observations (the prior learned them from
+    paired rows, every model on the same query) and routes worse than the prior alone.
+
+    Here every row's scores and the prior means are centred across the models (rows
+    without a score for every model are skipped): ``y_a - mean_b y_b ~ x' (theta_a -
+    mean_b theta_b)``. ``strengths_by_evidence`` on those gives the prior variance of
+    model ``a``'s particular part, ``tau_a^2 = noise_c_a / lambda_c_a``; the bandit's arm
+    sees the whole reward with the noise ``sigma_a^2`` of the absolute fit, so its
+    strength is ``lambda_a = sigma_a^2 / tau_a^2 = lambda_c_a sigma_a^2 / noise_c_a``,
+    capped at the fitted rows' effective observations in the same units (``cap *
+    sigma_a^2 / noise_c_a``: a paired row tells more about a difference than an unpaired
+    one). Shapes as ``strengths_by_evidence``: ``X_*`` ``(n, d)``, ``Y_*`` ``(n, K)``,
+    ``theta0`` ``(K, d)``. Returns its keys (``strength``, ``noise_var`` = ``sigma_a^2``,
+    ``cap``, ``n_held``, ``at_cap``, ``at_low``, ``log_evidence_gain``) plus
+    ``likelihood_strength`` (the absolute fit's lambda) and ``noise_var_centred``. With
+    one model, or too few complete rows (fewer than ``d + 2`` fitted or 1 held out), it
+    is ``strengths_by_evidence`` on the absolute scores.
+
+    >>> rng = np.random.default_rng(0)
+    >>> d, n = 10, 3000
+    >>> X = rng.normal(size=(n, d)) / np.sqrt(d)
+    >>> theta0 = rng.normal(scale=0.3, size=(2, d))
+    >>> shared = rng.normal(scale=0.5, size=d)    # a misfit every model shares
+    >>> Y = X @ (theta0 + shared).T + rng.normal(scale=0.3, size=(n, 2))
+    >>> out = strengths_for_decisions(X[:2000], Y[:2000], X[2000:], Y[2000:], theta0)
+    >>> bool((out["strength"] > 5 * out["likelihood_strength"]).all())
+    True
+    """
+    X_fit, X_held = np.asarray(X_fit, float), np.asarray(X_held, float)
+    Y_fit, Y_held = np.asarray(Y_fit, float), np.asarray(Y_held, float)
+    theta0 = np.asarray(theta0, float)
+    raw = strengths_by_evidence(X_fit, Y_fit, X_held, Y_held, theta0, n_grid=n_grid, low=low)
+    raw["likelihood_strength"] = raw["strength"].copy()
+    raw["noise_var_centred"] = np.full(theta0.shape[0], np.nan)
+    K, d = theta0.shape
+    okf, okh = np.isfinite(Y_fit).all(axis=1), np.isfinite(Y_held).all(axis=1)
+    if K < 2 or okf.sum() < d + 2 or okh.sum() < 1:
+        return raw
+
+    def centred(Y: np.ndarray) -> np.ndarray:
+        return Y - Y.mean(axis=1, keepdims=True)
+
+    cen = strengths_by_evidence(
+        X_fit[okf],
+        centred(Y_fit[okf]),
+        X_held[okh],
+        centred(Y_held[okh]),
+        theta0 - theta0.mean(axis=0),
+        n_grid=n_grid,
+        low=low,
+    )
+    ratio = raw["noise_var"] / cen["noise_var"]  # sigma_a^2 / noise_c_a
+    ok = np.isfinite(cen["strength"]) & np.isfinite(ratio) & (ratio > 0)
+    out = dict(raw)
+    out["strength"] = np.where(ok, cen["strength"] * ratio, raw["strength"])
+    out["cap"] = np.where(ok, cen["cap"] * ratio, raw["cap"])
+    out["n_held"] = np.where(ok, cen["n_held"], raw["n_held"])
+    for key in ("at_cap", "at_low", "log_evidence_gain"):
+        out[key] = np.where(ok, cen[key], raw[key])
+    out["noise_var_centred"] = np.where(ok, cen["noise_var"], np.nan)
+    return out
