@@ -301,9 +301,10 @@ class RidgeArms:
         D = self._A[k] - lam * np.eye(self.dim)
         return D, self._b[k] - lam * self.theta0[k]
 
-    def set_strength(self, k: int, strength: float) -> None:
-        """Give arm ``k`` the prior strength ``strength`` with the same data, exactly:
-        ``A_k = strength I + D_k``, ``b_k = strength theta0_k + c_k``, re-factorised.
+    def set_strength(self, k: int, strength: float, theta0: np.ndarray | None = None) -> None:
+        """Give arm ``k`` the prior strength ``strength`` (and, with ``theta0`` ``(d,)``,
+        that prior mean) with the same data, exactly: ``A_k = strength I + D_k``,
+        ``b_k = strength theta0_k + c_k``, re-factorised.
 
         Raises ``StateError`` (and changes nothing) if the factorisation fails.
 
@@ -312,19 +313,24 @@ class RidgeArms:
         >>> arms.set_strength(0, 1.0)
         >>> arms.theta[0].round(3).tolist(), arms.strength.tolist()
         ([0.5, 0.0], [1.0])
+        >>> arms.set_strength(0, 1.0, theta0=np.array([0.0, 2.0]))
+        >>> arms.theta[0].round(3).tolist()
+        [0.0, 2.0]
         """
         new = float(strength)
         if not (np.isfinite(new) and new > 0):
             raise StateError(f"a prior strength must be positive, got {strength}.")
         D, c = self.data_statistics(k)
-        old = (self._A[k].copy(), self._b[k].copy(), float(self.strength[k]))
+        old = (self._A[k].copy(), self._b[k].copy(), float(self.strength[k]), self.theta0[k].copy())
+        if theta0 is not None:
+            self.theta0[k] = theta0
         self._A[k] = D + new * np.eye(self.dim)
         self._b[k] = c + new * self.theta0[k]
         self.strength[k] = new
         try:
             self.refactor(k)
         except StateError:
-            self._A[k], self._b[k], self.strength[k] = old
+            self._A[k], self._b[k], self.strength[k], self.theta0[k] = old
             raise
 
     # ---- arms -----------------------------------------------------------------------
@@ -679,11 +685,13 @@ class DiscountedRidgeArms:
         g = float(self.pending_discount()[k])
         return g * self._D[k], g * self._c[k]
 
-    def set_strength(self, k: int, strength: float) -> None:
-        """Give arm ``k`` the prior strength ``strength`` with the same data, exactly.
+    def set_strength(self, k: int, strength: float, theta0: np.ndarray | None = None) -> None:
+        """Give arm ``k`` the prior strength ``strength`` (and, with ``theta0`` ``(d,)``,
+        that prior mean) with the same data, exactly.
 
         The data's eigen-decomposition and ``h_k`` do not involve ``lambda_k``, so only the
-        strength changes: ``A_k = strength I + g D_k``, ``b_k = strength theta0_k + g c_k``.
+        strength changes: ``A_k = strength I + g D_k``, ``b_k = strength theta0_k + g c_k``
+        (a new ``theta0`` re-factorises the arm for ``h_k = V_k' (c_k - D_k theta0_k)``).
 
         >>> arms = DiscountedRidgeArms(1, 2, np.array([100.0]), np.array([[1.0, 0.0]]), 0.99)
         >>> _ = arms.update(0, np.array([1.0, 0.0]), 0.0)
@@ -694,6 +702,16 @@ class DiscountedRidgeArms:
         new = float(strength)
         if not (np.isfinite(new) and new > 0):
             raise StateError(f"a prior strength must be positive, got {strength}.")
+        if theta0 is not None:
+            old = self.theta0[k].copy(), self.e[k].copy()
+            self.flush(k)
+            self.theta0[k] = theta0
+            self.e[k] = self._c[k] - self._D[k] @ self.theta0[k]  # as of the last update
+            try:
+                self.refactor(k)
+            except StateError:
+                self.theta0[k], self.e[k] = old
+                raise
         self.strength[k] = new
 
     # ---- arms -----------------------------------------------------------------------
