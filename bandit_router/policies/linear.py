@@ -97,10 +97,17 @@ class LinearPolicy(Policy):
         beats the current one by more than ``trust_margin`` nats, but only once the prior
         has predicted the arm's rewards worse than the arm's running mean would have (a
         prequential test at ``trust_z`` standard errors: a Gaussian likelihood alone also
-        rejects right priors on 0/1 rewards). The same is done jointly with one scale on
-        every arm's strength. A wrong prior (another workload, a model that changed) so
-        loses its weight and the arms learn like ones without prior; a right one keeps it.
+        rejects right priors on 0/1 rewards; an arm's own test waits for
+        ``TRUST_MIN_ARM`` observations of it, as a few 0/1 rewards make its standard
+        error meaningless). The same is done jointly over all arms every ``trust_every``
+        updates of any arm, with one scale on every arm's strength or, when more likely,
+        the prior dropped (``_check_trust_jointly``). A wrong prior (another workload, a
+        model that changed) so loses its weight and the arms learn like ones without
+        prior; a right one keeps it.
     """
+
+    #: observations of an arm before its own prequential test may lower its strength
+    TRUST_MIN_ARM = 30
 
     def __init__(
         self,
@@ -169,6 +176,7 @@ class LinearPolicy(Policy):
         # the strengths the arms started from, and the adaptive trust's statistics per arm:
         # (discounted) sum of squared rewards, count, updates since the last check
         self._lambda0 = strength.copy()
+        self._theta0_start = theta0.copy()
         self._trust_yy = np.zeros(self.n_arms)
         self._trust_n = np.zeros(self.n_arms)
         self._trust_since = np.zeros(self.n_arms, dtype=np.int64)
@@ -217,6 +225,7 @@ class LinearPolicy(Policy):
             theta0, strength = prior.theta0, prior.strength
         self.state.add(strength, theta0)
         self._lambda0 = np.append(self._lambda0, strength)
+        self._theta0_start = np.vstack([self._theta0_start, np.asarray(theta0, float)[None]])
         self._trust_yy = np.append(self._trust_yy, 0.0)
         self._trust_n = np.append(self._trust_n, 0.0)
         self._trust_since = np.append(self._trust_since, 0)
@@ -228,6 +237,7 @@ class LinearPolicy(Policy):
         for name in ("_lambda0", "_trust_yy", "_trust_n", "_trust_since"):
             setattr(self, name, np.delete(getattr(self, name), k))
         self._trust_pq = np.delete(self._trust_pq, k, axis=0)
+        self._theta0_start = np.delete(self._theta0_start, k, axis=0)
         self._cache = None
 
     # ---- adaptive trust in the prior ------------------------------------------------
@@ -236,14 +246,17 @@ class LinearPolicy(Policy):
         adaptive trust lowered it)."""
         return self.state.strength.copy()
 
-    def _trust_evidence(self, k: int, grid: np.ndarray) -> np.ndarray | None:
-        """Profile log-likelihood of arm ``k``'s observations for prior strengths ``grid``."""
+    def _trust_evidence(
+        self, k: int, grid: np.ndarray, theta0: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """Profile log-likelihood of arm ``k``'s observations for prior strengths ``grid``
+        around its prior mean (or ``theta0`` ``(d,)``)."""
         n = float(self._trust_n[k])
         yy = float(self._trust_yy[k])
         if not (np.isfinite(yy) and n >= 2.0):
             return None
         D, c = self.state.data_statistics(k)
-        th0 = self.state.theta0[k]
+        th0 = self.state.theta0[k] if theta0 is None else theta0
         Dth = D @ th0
         rr = yy - 2.0 * float(th0 @ c) + float(th0 @ Dth)  # sum of the prior's residuals^2
         e, V = np.linalg.eigh(0.5 * (D + D.T))
@@ -271,9 +284,15 @@ class LinearPolicy(Policy):
         Strengths are only changed when the prior predicts worse than no prior would
         (``_prior_worse``), and then to the most likely one below the current."""
         self._trust_since[k] = 0
+        if self._trust_scale == 0.0:  # the prior was dropped (``_check_trust_jointly``)
+            return
         lam0 = float(self._lambda0[k])
         floor = min(self.trust_floor, lam0)
-        if lam0 > floor and self._prior_worse(np.array([k])):
+        if (
+            lam0 > floor
+            and self._trust_n[k] >= self.TRUST_MIN_ARM
+            and self._prior_worse(np.array([k]))
+        ):
             cur = float(self.state.strength[k])
             grid = np.append(np.geomspace(floor, lam0, 25), cur)
             ll = self._trust_evidence(k, grid)
@@ -285,22 +304,43 @@ class LinearPolicy(Policy):
         self._check_trust_jointly()
 
     def _check_trust_jointly(self) -> None:
+        """The joint test (one scale on every arm's starting strength, or no prior at all):
+        once the prior predicts worse than the arms' running means (``_prior_worse`` over
+        every arm), the most likely of (a) every strength scaled down and (b) the prior
+        dropped (every arm's mean moved to the pooled mean of the starting priors, the same
+        for all, at ``trust_floor``: a prior-free start that keeps the level and what the
+        queries share, but no ranking of the models) is taken when it beats the current
+        state by ``trust_margin`` nats. Dropping is for good: an inverted or mismatched
+        prior's means still pull every arm the wrong way at the floor strength."""
         lam0 = self._lambda0
         floors = np.minimum(self.trust_floor, lam0)
         ratio = float((floors / lam0).min()) if len(lam0) else 1.0
-        if ratio >= 1.0 or not self._prior_worse(np.arange(self.n_arms)):
+        if (
+            ratio >= 1.0
+            or self._trust_scale == 0.0
+            or not self._prior_worse(np.arange(self.n_arms))
+        ):
             return
         scales = np.append(np.geomspace(ratio, 1.0, 25), self._trust_scale)
+        pooled = self._theta0_start.mean(axis=0)
         total = np.zeros(len(scales))
+        dropped = 0.0
         used = 0
         for j in range(self.n_arms):
             ll = self._trust_evidence(j, np.maximum(floors[j], scales * lam0[j]))
             if ll is not None:
                 total += ll
+                dropped += float(self._trust_evidence(j, floors[j : j + 1], pooled)[0])
                 used += 1
         if used == 0:
             return
         i = int(total[:-1].argmax())
+        if dropped > total[i] and dropped - total[-1] > self.trust_margin:
+            self._trust_scale = 0.0
+            for j in range(self.n_arms):
+                self.state.set_strength(j, float(floors[j]), theta0=pooled)
+            self.trust_events += 1
+            return
         if total[i] - total[-1] > self.trust_margin and scales[i] < self._trust_scale:
             self._trust_scale = float(scales[i])
             target = np.maximum(floors, self._trust_scale * lam0)
@@ -351,8 +391,11 @@ class LinearPolicy(Policy):
         self.n_updates += 1
         if self.watch is not None:
             self.watch.observe(residual)
-        if self.trust and self._trust_since[k] >= self.trust_every:
-            self._check_trust(k)
+        if self.trust:
+            if self._trust_since[k] >= self.trust_every:
+                self._check_trust(k)  # the arm's test, then the joint one
+            elif self.n_updates % self.trust_every == 0:
+                self._check_trust_jointly()
 
     @property
     def theta(self) -> np.ndarray:
@@ -400,7 +443,7 @@ class LinearPolicy(Policy):
         cold (pooled mean) or added at run time are listed with the prior they started from,
         so ``type(policy)(**policy.config())`` starts exactly where this policy started.
         """
-        theta0, strength = self.state.theta0, self._lambda0
+        theta0, strength = self._theta0_start, self._lambda0
         if not (theta0.any() or (strength != self.ridge).any()):
             return None
         return {
@@ -418,6 +461,7 @@ class LinearPolicy(Policy):
             arrays["trust_scale"] = np.array(self._trust_scale)
             arrays["trust_pq"] = self._trust_pq
         arrays["lambda0"] = self._lambda0
+        arrays["theta0_start"] = self._theta0_start
         # prior-free arms learn reward - offset; config() lists an arm added at run time
         # (pooled-mean start) as a prior, which alone would rebuild the policy without it
         arrays["reward_offset"] = np.array(self._offset)
@@ -438,6 +482,12 @@ class LinearPolicy(Policy):
             np.array(lam0, dtype=np.float64)
             if lam0 is not None and lam0.shape == (K,)
             else self.state.strength.copy()
+        )
+        th0 = arrays.get("theta0_start")
+        self._theta0_start = (
+            np.array(th0, dtype=np.float64)
+            if th0 is not None and th0.shape == (K, self.dim)
+            else self.state.theta0.copy()
         )
         if self.trust and "trust_yy" in arrays and arrays["trust_yy"].shape == (K,):
             self._trust_yy = np.array(arrays["trust_yy"], dtype=np.float64)
