@@ -26,13 +26,14 @@ the wrong-prior runs next to ``linucb``). The priors are cached under
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("BANDIT_ROUTER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUT = ROOT / "docs" / "figures"
 CACHE = Path.home() / ".cache" / "bandit-router" / "priors"
 BUDGET = 0.25
@@ -50,7 +51,7 @@ def prior_path(name: str) -> Path:
     from bandit_router.simulations.outcomes import load_outcomes
     from bandit_router.warm_start import train_prior_from_outcomes
 
-    path = CACHE / f"trust-{name}-seed0.npz"
+    path = CACHE / f"trust2-{name}-seed0.npz"  # trust2: strengths for routing
     if path.exists():
         return path
     table, share = TABLES[name]
