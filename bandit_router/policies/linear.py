@@ -181,8 +181,9 @@ class LinearPolicy(Policy):
         self._trust_n = np.zeros(self.n_arms)
         self._trust_since = np.zeros(self.n_arms, dtype=np.int64)
         # prequential test per arm: (discounted) sum of rewards, and of the differences
-        # d = (r - x' theta0)^2 - (r - running mean)^2 and d^2, ``(K, 3)``
-        self._trust_pq = np.zeros((self.n_arms, 3))
+        # d = (r - x' theta0)^2 - (r - running mean)^2, d^2 and the largest variance d can
+        # have if the prior is right (``_prior_worse``), ``(K, 4)``
+        self._trust_pq = np.zeros((self.n_arms, 4))
         self._trust_scale = 1.0  # the joint test's scale on every arm's starting strength
         self.trust_events = 0
         # (x, x bytes, A_inv x per arm, theta'x, x'A_inv x) of the last scoring call
@@ -229,7 +230,7 @@ class LinearPolicy(Policy):
         self._trust_yy = np.append(self._trust_yy, 0.0)
         self._trust_n = np.append(self._trust_n, 0.0)
         self._trust_since = np.append(self._trust_since, 0)
-        self._trust_pq = np.vstack([self._trust_pq, np.zeros((1, 3))])
+        self._trust_pq = np.vstack([self._trust_pq, np.zeros((1, 4))])
         self._cache = None
 
     def _remove_arm_state(self, k: int) -> None:
@@ -269,12 +270,20 @@ class LinearPolicy(Policy):
     def _prior_worse(self, rows: np.ndarray) -> bool:
         """The prequential test: over the arms ``rows``, has the prior predicted the
         observed rewards worse than each arm's running mean (a predictor with no prior and
-        no context), by more than ``trust_z`` standard errors?"""
+        no context), by more than ``trust_z`` standard errors?
+
+        The standard error is the larger of the one estimated from the differences ``d``
+        and the largest one ``d`` can have if the prior is right: with ``p = x' theta0``
+        and ``m`` the running mean, ``Var d = 4 (m - p)^2 Var r <= 4 (m - p)^2 (hi - p)
+        (p - lo)`` for rewards in ``[lo, hi]``. A few 0/1 rewards alike (ten misses in a
+        row of a model the prior gives even odds) make the estimated one nearly 0, and a
+        right prior was dropped on them."""
         n = self._trust_n[rows]
         if n.sum() < 10.0:
             return False
         d, d2 = self._trust_pq[rows, 1], self._trust_pq[rows, 2]
         var = float(np.sum(d2 - np.where(n > 0, d * d / np.maximum(n, 1e-300), 0.0)))
+        var = max(var, float(self._trust_pq[rows, 3].sum()))
         return float(d.sum()) > self.trust_z * np.sqrt(max(var, 1e-300))
 
     def _check_trust(self, k: int) -> None:
@@ -375,8 +384,10 @@ class LinearPolicy(Policy):
             m = pq[0] / n_k if n_k > 0 else 0.5 * sum(self.reward_range) - self._offset
             pred0 = float(self.state.theta0[k] @ x)
             dd = (r - pred0) ** 2 - (r - m) ** 2
+            lo, hi = self.reward_range[0] - self._offset, self.reward_range[1] - self._offset
+            p = min(max(pred0, lo), hi)
             pq *= g
-            pq += (r, dd, dd * dd)
+            pq += (r, dd, dd * dd, 4.0 * (m - p) ** 2 * (hi - p) * (p - lo))
             self._trust_yy[k] = g * self._trust_yy[k] + r * r
             self._trust_n[k] = g * n_k + 1.0
             self._trust_since[k] += 1
@@ -495,16 +506,14 @@ class LinearPolicy(Policy):
             self._trust_since = np.array(arrays["trust_since"], dtype=np.int64)
             self._trust_scale = float(arrays.get("trust_scale", 1.0))
             pq = arrays.get("trust_pq")
-            self._trust_pq = (
-                np.array(pq, dtype=np.float64)
-                if pq is not None and pq.shape == (K, 3)
-                else np.zeros((K, 3))
-            )
+            self._trust_pq = np.zeros((K, 4))
+            if pq is not None and pq.ndim == 2 and pq.shape[0] == K and pq.shape[1] in (3, 4):
+                self._trust_pq[:, : pq.shape[1]] = pq  # states from before the bound: 0
         else:  # a state saved without the statistics: arms with data are not re-checked
             self._trust_yy = np.where(self.state.counts > 0, np.nan, 0.0)
             self._trust_n = np.zeros(K)
             self._trust_since = np.zeros(K, dtype=np.int64)
-            self._trust_pq = np.zeros((K, 3))
+            self._trust_pq = np.zeros((K, 4))
         if self.drift:
             self.watch = pickle.loads(arrays["drift_watch"].tobytes())  # our own checksummed blob
         self._cache = None
