@@ -285,12 +285,14 @@ def strengths_for_decisions(
     Here every row's scores and the prior means are centred across the models (rows
     without a score for every model are skipped): ``y_a - mean_b y_b ~ x' (theta_a -
     mean_b theta_b)``. ``strengths_by_evidence`` on those gives the prior variance of
-    model ``a``'s particular part, ``tau_a^2 = noise_c_a / lambda_c_a``; the bandit's arm
-    sees the whole reward with the noise ``sigma_a^2`` of the absolute fit, so its
-    strength is ``lambda_a = sigma_a^2 / tau_a^2 = lambda_c_a sigma_a^2 / noise_c_a``,
-    capped at the fitted rows' effective observations in the same units (``cap *
-    sigma_a^2 / noise_c_a``: a paired row tells more about a difference than an unpaired
-    one). Shapes as ``strengths_by_evidence``: ``X_*`` ``(n, d)``, ``Y_*`` ``(n, K)``,
+    the centred part, ``noise_c_a / lambda_c_a``; with independent particular parts of
+    variance ``tau_a^2`` that is ``(1 - 1/K) tau_a^2`` (the mean over the models takes
+    its share), and disjoint arms with prior variances ``tau_a^2`` give every difference
+    between two models its variance. The bandit's arm sees the whole reward with the
+    noise ``sigma_a^2`` of the absolute fit, so its strength is ``lambda_a = sigma_a^2 /
+    tau_a^2 = lambda_c_a (1 - 1/K) sigma_a^2 / noise_c_a``, capped at the fitted rows'
+    effective observations in the same units (``cap (1 - 1/K) sigma_a^2 / noise_c_a``: a
+    paired row tells more about a difference than an unpaired one). Shapes as ``strengths_by_evidence``: ``X_*`` ``(n, d)``, ``Y_*`` ``(n, K)``,
     ``theta0`` ``(K, d)``. Returns its keys (``strength``, ``noise_var`` = ``sigma_a^2``,
     ``cap``, ``n_held``, ``at_cap``, ``at_low``, ``log_evidence_gain``) plus
     ``likelihood_strength`` (the absolute fit's lambda) and ``noise_var_centred``. With
@@ -330,7 +332,7 @@ def strengths_for_decisions(
         n_grid=n_grid,
         low=low,
     )
-    ratio = raw["noise_var"] / cen["noise_var"]  # sigma_a^2 / noise_c_a
+    ratio = (1.0 - 1.0 / K) * raw["noise_var"] / cen["noise_var"]  # (1 - 1/K) sigma^2 / noise_c
     ok = np.isfinite(cen["strength"]) & np.isfinite(ratio) & (ratio > 0)
     out = dict(raw)
     out["strength"] = np.where(ok, cen["strength"] * ratio, raw["strength"])
