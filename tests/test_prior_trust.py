@@ -10,7 +10,7 @@ from bandit_router.policies import make_policy
 from bandit_router.policies.prior import ArmPrior
 from bandit_router.policies.ridge import DiscountedRidgeArms, RidgeArms
 from bandit_router.simulations.synthetic import LinearEnvironment
-from bandit_router.warm_start.calibration import strengths_by_evidence
+from bandit_router.warm_start.calibration import strengths_by_evidence, strengths_for_decisions
 
 
 @pytest.mark.parametrize("lam", [3.0, 30.0])
@@ -93,8 +93,9 @@ def test_adaptive_trust_recovers_from_an_inverted_prior():
     lin = np.mean([_regret("linucb", None, s) for s in seeds])
     on = np.mean([_regret("pilot", _priors(s, True), s) for s in seeds])
     off = np.mean([_regret("pilot", _priors(s, True), s, trust=False) for s in seeds])
-    # measured: linucb 36.7, trust 48.7, no trust 601 (the inverted prior is never left)
-    assert on <= 1.5 * lin, (on, lin)
+    # measured: linucb 36.7, trust 42.6 (48.7 before the joint test could drop the prior),
+    # no trust 601 (the inverted prior is never left)
+    assert on <= 1.25 * lin, (on, lin)
     assert on < 0.2 * off, (on, off)
 
 
@@ -146,8 +147,9 @@ def test_lowered_trust_survives_the_state_round_trip(forgetting):
     _stream(pol, env, 300, rng)
     assert pol.trust_events > 0 and (pol.prior_strengths() < 200.0).any()
     back = load_state(pol.get_state())
-    assert back.config() == pol.config()  # the priors keep their starting strength
+    assert back.config() == pol.config()  # the priors keep their starting strength and mean
     assert back.config()["priors"]["m0"]["strength"] == 200.0
+    assert back.config()["priors"]["m0"]["theta0"] == _priors(0, True)["m0"].theta0.tolist()
     np.testing.assert_array_equal(back.prior_strengths(), pol.prior_strengths())
     for _ in range(60):
         s = env.step()
@@ -189,3 +191,74 @@ def test_outcome_priors_record_how_their_strength_was_chosen(tmp_path):
     old.calibration = {"method": "shared", "strength_rule": "lambda_a = 10 * clip(...)"}
     assert "used as stored" in old.strength_method()
     assert old.priors(["coder"])["coder"].strength == art.strengths()["coder"]
+
+
+def test_strength_for_routing_ignores_a_misfit_all_models_share():
+    """The prior misses what every model shares (all queries harder) far more than what
+    sets each model apart (planted lambda 30): the likelihood of the absolute scores calls
+    for a weak prior, routing only needs the differences."""
+    rng = np.random.default_rng(4)
+    K, d, sigma, lam = 4, 30, 0.3, 30.0
+    theta0 = rng.normal(scale=0.2, size=(K, d))
+    shared = rng.normal(scale=0.3, size=d)
+    theta = theta0 + shared + rng.normal(scale=sigma / np.sqrt(lam), size=(K, d))
+    X = rng.normal(size=(6000, d)) / np.sqrt(d)
+    Y = X @ theta.T + rng.normal(scale=sigma, size=(6000, K))
+    out = strengths_for_decisions(X[:4000], Y[:4000], X[4000:], Y[4000:], theta0)
+    est = float(np.exp(np.mean(np.log(out["strength"]))))
+    assert lam / 1.6 < est < lam * 1.6, out["strength"]
+    assert (out["likelihood_strength"] < lam / 5).all(), out["likelihood_strength"]
+    np.testing.assert_allclose(out["noise_var"], sigma**2, rtol=0.15)
+    # one model, or no row with every score: the absolute scores' empirical Bayes
+    one = strengths_for_decisions(X[:4000], Y[:4000, :1], X[4000:], Y[4000:, :1], theta0[:1])
+    assert one["strength"][0] == out["likelihood_strength"][0]
+
+
+@pytest.mark.parametrize("forgetting", [1.0, 0.97])
+def test_set_strength_with_a_new_prior_mean_equals_arms_started_there(forgetting):
+    rng = np.random.default_rng(6)
+    K, d = 2, 4
+    theta_a, theta_b = rng.normal(size=(K, d)), rng.normal(size=(K, d))
+
+    def arms(lam, theta0):
+        if forgetting == 1.0:
+            return RidgeArms(K, d, np.full(K, lam), theta0, refactor_every=7)
+        return DiscountedRidgeArms(K, d, np.full(K, lam), theta0, forgetting, refactor_every=7)
+
+    a, b = arms(50.0, theta_a), arms(2.0, theta_b)
+    for _ in range(30):
+        x, k, r = rng.normal(size=d), int(rng.integers(K)), float(rng.random())
+        a.update(k, x, r)
+        b.update(k, x, r)
+    for k in range(K):
+        a.set_strength(k, 2.0, theta0=theta_b[k])
+    np.testing.assert_allclose(a.theta, b.theta, atol=1e-9)
+    np.testing.assert_allclose(a.A_inv, b.A_inv, atol=1e-9)
+    x = rng.normal(size=d)  # and they learn alike from here
+    a.update(1, x, 0.3)
+    b.update(1, x, 0.3)
+    np.testing.assert_allclose(a.theta, b.theta, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_run_of_misses_does_not_drop_a_right_prior(seed):
+    """Ten 0 rewards in a row of a model the (right) prior gives even odds happen once in
+    a thousand; the prequential test's standard error estimated from them is ~0, and the
+    right prior was dropped (before: 2 trust events). A model that keeps failing is not a
+    run of bad luck: its prior is lowered."""
+    env = LinearEnvironment(n_arms=4, dim=6, spread=0.4, seed=seed)
+    arms = [f"m{k}" for k in range(4)]
+    steps = [env.step() for _ in range(60)]
+    assert 0.45 < np.mean([s.expected[2] for s in steps]) < 0.55  # m2: even odds
+
+    def after_misses(n):
+        pol = make_policy("pilot", arms, dim=6, seed=0, priors=_priors(seed, False))
+        for s in steps[:n]:
+            pol.update("m2", s.x, 0.0)
+        return pol
+
+    lucky = after_misses(10)
+    assert lucky.trust_events == 0
+    np.testing.assert_array_equal(lucky.prior_strengths(), 200.0)
+    broken = after_misses(60)
+    assert broken.trust_events > 0 and broken.prior_strengths()[2] < 200.0
