@@ -47,7 +47,9 @@ def warm_start(
     strength: float | None = typer.Option(
         None,
         "--strength",
-        help="Prior strength lambda for every model (default: from held-out accuracy).",
+        help="Prior strength lambda for every model (default: empirical Bayes on the "
+        "held-out prompts' scores centred across the models, or from held-out accuracy "
+        "for preferences).",
         show_default=False,
     ),
     calibration: str = typer.Option(
@@ -168,14 +170,17 @@ def format_report(art) -> str:
     info = art.calibration.get("strength", {})
     info = info if isinstance(info, dict) else {}
     noise, cap = info.get("noise_var", {}), info.get("cap", {})
+    lik = info.get("likelihood_strength", {})  # lambda of the absolute scores, for reference
     lines += [
         "",
         f"prior strength lambda: {art.strength_method()}",
-        f"{'model':<36}{'lambda':>9}{'noise var':>11}{'cap':>9}{'held-out acc':>14}",
+        f"{'model':<36}{'lambda':>9}{'noise var':>11}{'cap':>9}{'abs. lambda':>13}"
+        f"{'held-out acc':>14}",
     ]
     pm = m.get("per_model_accuracy", {})
     for name, lam in art.strengths().items():
         a = pm.get(name, (float("nan"), 0))[0]
         nv, cp = noise.get(name, float("nan")), cap.get(name, float("nan"))
-        lines.append(f"{name:<36}{lam:>9.2f}{nv:>11.4f}{cp:>9.1f}{a:>14.3f}")
+        lk = lik.get(name, float("nan"))
+        lines.append(f"{name:<36}{lam:>9.2f}{nv:>11.4f}{cp:>9.1f}{lk:>13.2f}{a:>14.3f}")
     return "\n".join(lines)
