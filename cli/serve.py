@@ -33,7 +33,7 @@ import typer
 from bandit_router.errors import BanditRouterError, ConfigurationError
 
 #: bump when the demo prior's training recipe changes: the cached artifact is retrained
-DEMO_PRIOR_VERSION = 1
+DEMO_PRIOR_VERSION = 2  # 2: strengths for routing (strengths_for_decisions)
 DEMO_PRIOR_TRAIN = 600
 DEMO_PRIOR_SEED = 0
 DEMO_PRIOR_DIM = 32

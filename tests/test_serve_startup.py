@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bandit_router.cli.serve import (
+    DEMO_PRIOR_VERSION,
     StartupRefused,
     build_router,
     check_admin_key,
@@ -163,7 +164,7 @@ def test_demo_prior_is_trained_once_then_read(tmp_path: Path) -> None:
     emb = make_embedder("hashing-32")
     first = demo_prior(emb, progress=False, directory=tmp_path)
     path = demo_prior_path("hashing-32", tmp_path)
-    assert path.is_file() and "v1" in path.name
+    assert path.is_file() and f"v{DEMO_PRIOR_VERSION}-" in path.name
     stamp = path.stat().st_mtime_ns
     second = demo_prior(emb, progress=False, directory=tmp_path)
     assert path.stat().st_mtime_ns == stamp  # read, not retrained
