@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10, help="query orders per variant")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "prior_ablation.md")
     args = ap.parse_args()
-    path = CACHE / "prior-llmrouter-seed0.npz"
+    path = CACHE / "prior2-llmrouter-seed0.npz"  # 2: strengths for routing
     if path.exists():
         art = load_prior(path)
     else:

@@ -106,7 +106,7 @@ def prior_for(t: Table, cache: Path, seed: int):
     from bandit_router.simulations.tune import prior_holdout
     from bandit_router.warm_start import train_prior_from_outcomes as train_prior
 
-    path = cache / f"prior-{t.name}-seed{seed}.npz"
+    path = cache / f"prior2-{t.name}-seed{seed}.npz"  # 2: strengths for routing
     table = load_outcomes(t.path)
     replayed = table
     if t.train is not None:
