@@ -8,11 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from bandit_router.errors import ConfigurationError, DimensionMismatchError, StateError
+from bandit_router.errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    InvalidInputError,
+    StateError,
+)
 from bandit_router.policies.base import Policy
 from bandit_router.policies.drift import DriftWatch
 from bandit_router.policies.prior import ArmPrior
-from bandit_router.policies.ridge import ridge_arms
+from bandit_router.policies.ridge import RidgeArms, ridge_arms
 from bandit_router.policies.selection import Selection
 
 
@@ -166,6 +171,8 @@ class LinearPolicy(Policy):
         self.state = ridge_arms(
             self.n_arms, self.dim, strength, theta0, self.forgetting, self.refactor_every
         )
+        # the float64 stationary state scores into its own buffers (``_mean_width``)
+        self._fast = type(self.state) is RidgeArms and self.state.dtype == np.float64
         # the strengths the arms started from, and the adaptive trust's statistics per arm:
         # (discounted) sum of squared rewards, count, updates since the last check
         self._lambda0 = strength.copy()
@@ -178,6 +185,7 @@ class LinearPolicy(Policy):
         self._trust_scale = 1.0  # the joint test's scale on every arm's starting strength
         self.trust_events = 0
         # (x, x bytes, A_inv x per arm, theta'x, x'A_inv x) of the last scoring call
+        # (None, None, None for the last three: in the state's buffers, ``score_into``)
         self._cache: tuple | None = None
 
     # ---- priors ---------------------------------------------------------------------
@@ -313,19 +321,48 @@ class LinearPolicy(Policy):
     def exploration_scale(self) -> float:
         return self.watch.scale if self.watch is not None else 1.0
 
-    def _mean_width(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _mean_width(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Means, widths and an empty row for the values, rows of one new ``(3, K)``
+        array (the scores own it; nothing of it is reused)."""
+        st = self.state
+        if (
+            self._fast
+            and type(x) is np.ndarray
+            and x.dtype == np.float64
+            and x.shape == self._shape
+        ):
+            # the float64 stationary state: two BLAS products into its buffers, no copies;
+            # the update of the chosen arm reuses them (``update_scored``)
+            if not st.score_into(x):
+                raise InvalidInputError("context contains NaN or infinite values.")
+            self._cache = (x, x.tobytes(), None, None, None)
+            out = np.empty((3, st._var.shape[0]))
+            mean, width = out[0], out[1]
+            if self._offset:
+                np.add(st._Ymean, self._offset, out=mean)
+            else:
+                mean[:] = st._Ymean
+            np.maximum(st._var, 0.0, out=width)
+            np.sqrt(width, out=width)
+            return mean, width, out[2]
         x = self.check_context(x)
-        mean, var, U = self.state.mean_and_variance(x)
+        mean, var, U = st.mean_and_variance(x)
         self._cache = (x, x.tobytes(), U, mean, var)
         if self._offset:
             mean = mean + self._offset
         width = np.maximum(var, 0.0)  # a copy: var stays cached for the update
-        return mean, np.sqrt(width, out=width)
+        return mean, np.sqrt(width, out=width), np.empty_like(width)
 
     # ---- learning -------------------------------------------------------------------
     def update(self, arm: str, x: np.ndarray, reward: float) -> None:
-        k = self.arm_index(arm)
-        r = self.check_reward(reward) - self._offset
+        k = self._index.get(arm)
+        if k is None:
+            k = self.arm_index(arm)  # raises
+        r = float(reward)
+        lo, hi = self.reward_range
+        if not (lo <= r <= hi):
+            r = self.check_reward(reward)  # raises
+        r -= self._offset
         if self.trust:
             g = 1.0
             if self.forgetting < 1.0:  # the data's discount once this event is counted
@@ -342,9 +379,12 @@ class LinearPolicy(Policy):
             self._trust_since[k] += 1
         cache = self._cache
         if cache is not None and x is cache[0] and x.tobytes() == cache[1]:
-            residual = self.state.update(
-                k, x, r, cache[2][k], float(cache[3][k]), float(cache[4][k])
-            )
+            if cache[2] is None:  # scored by ``score_into``: its buffers hold the products
+                residual = self.state.update_scored(k, x, r)
+            else:
+                residual = self.state.update(
+                    k, x, r, cache[2][k], float(cache[3][k]), float(cache[4][k])
+                )
         else:
             residual = self.state.update(k, self.check_context(x), r)
         self._cache = None

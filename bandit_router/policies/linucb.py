@@ -57,8 +57,9 @@ class LinUCB(LinearPolicy):
         self.epsilon = float(epsilon)
 
     def score(self, x: np.ndarray) -> ArmScores:
-        mean, width = self._mean_width(x)
-        value = width * (self.alpha if self.watch is None else self.alpha * self.watch.scale)
+        mean, width, value = self._mean_width(x)
+        a = self.alpha if self.watch is None else self.alpha * self.watch.scale
+        np.multiply(width, a, out=value)
         value += mean
         return ArmScores(self._arms, mean, width, value)
 
@@ -72,6 +73,9 @@ class LinUCB(LinearPolicy):
         return ArmScores(scores.arms, scores.mean, scores.width, value)
 
     def choose(self, scores: ArmScores, allowed=None) -> Decision:
+        if allowed is None and self.epsilon <= 0.0:  # every arm, no price: the argmax
+            k = int(scores.value.argmax())
+            return Decision(self._arms[k], k, scores, 1.0)
         sel = self.selection(allowed)
         return self._epsilon_choice(self._priced(scores, sel), sel, self.epsilon)
 

@@ -64,6 +64,8 @@ round-off). Every factorisation is computed before anything is stored: a failure
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.linalg.blas import dger, sger
@@ -173,6 +175,13 @@ class RidgeArms:
         self._theta_k = [self.theta[k] for k in range(K)]
         # Fortran views (d, d + 1) of each block for one BLAS ger per update
         self._block_T = [blocks[k].T for k in range(K)]
+        # the last scoring call's ``[A_inv_k x; theta_k' x]`` per arm ``(K (d + 1),)`` and
+        # ``x' A_inv_k x`` ``(K,)`` (``score_into``), kept for the update of the chosen arm
+        self._Y = np.empty(K * (d + 1), dtype=self.dtype)
+        Yb = self._Y.reshape(K, d + 1)
+        self._YU, self._Ymean = Yb[:, :d], Yb[:, d]
+        self._Yblock = [Yb[k] for k in range(K)]
+        self._var = np.empty(K, dtype=self.dtype)
 
     @property
     def n_arms(self) -> int:
@@ -219,6 +228,42 @@ class RidgeArms:
         if self.dtype != np.float64:
             return mean.astype(np.float64), U.astype(np.float64) @ x, U
         return mean, U @ x, U
+
+    def score_into(self, x: np.ndarray) -> bool:
+        """The scoring product into preallocated buffers (float64 state only): fills
+        ``_Y`` (every arm's ``[A_inv_k x; theta_k' x]``), its views ``_YU`` ``(K, d)`` and
+        ``_Ymean`` ``(K,)``, and ``_var`` ``(K,)`` = ``x' A_inv_k x``; two BLAS calls, the
+        values ``mean_and_variance`` gives. The buffers are overwritten by the next call.
+
+        Returns False (nothing finite to trust) when ``x`` is not finite: a NaN or an
+        infinity in ``x`` makes every entry of both products non-finite, so one entry
+        tells. ``x`` must be float64 of shape ``(d,)``.
+        """
+        np.matmul(self._M, x, out=self._Y)
+        var = self._var
+        np.matmul(self._YU, x, out=var)
+        return math.isfinite(var[-1])
+
+    def update_scored(self, k: int, x: np.ndarray, reward: float) -> float:
+        """``update(k, x, reward)`` right after ``score_into(x)`` (no other update or
+        scoring call in between; float64 state): reuses that call's ``A_inv_k x``,
+        ``theta_k' x`` and ``x' A_inv_k x``, the same arithmetic as ``update`` given them,
+        without copies. Returns the residual."""
+        t = self.t + 1
+        self.t = t
+        self.last[k] = t
+        self._pending[k].append((x.copy(), reward))
+        v = self._Yblock[k]  # [u; mean]: becomes [u; -residual] in place
+        mean = float(v[-1])
+        residual = reward - mean
+        v[-1] = -residual
+        self._ger(-1.0 / (1.0 + float(self._var[k])), v[:-1], v, a=self._block_T[k], overwrite_a=1)
+        self.counts[k] += 1
+        n = self.since_refactor[k] + 1
+        self.since_refactor[k] = n
+        if n >= self.refactor_every:
+            self.refactor(k)
+        return float(residual)
 
     def pending_discount(self) -> np.ndarray:
         """Discount each arm's data has accrued since its last update: none, shape ``(K,)``."""
