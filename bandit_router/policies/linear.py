@@ -183,6 +183,8 @@ class LinearPolicy(Policy):
         # d = (r - x' theta0)^2 - (r - running mean)^2 and d^2, ``(K, 3)``
         self._trust_pq = np.zeros((self.n_arms, 3))
         self._trust_scale = 1.0  # the joint test's scale on every arm's starting strength
+        # arm -> (key, (e, z2, rr)): the last eigen-decomposition of the arm's data
+        self._trust_memo: dict[int, tuple] = {}
         self.trust_events = 0
         # (x, x bytes, A_inv x per arm, theta'x, x'A_inv x) of the last scoring call
         # (None, None, None for the last three: in the state's buffers, ``score_into``)
@@ -229,6 +231,7 @@ class LinearPolicy(Policy):
         self._trust_n = np.append(self._trust_n, 0.0)
         self._trust_since = np.append(self._trust_since, 0)
         self._trust_pq = np.vstack([self._trust_pq, np.zeros((1, 3))])
+        self._trust_memo.clear()
         self._cache = None
 
     def _remove_arm_state(self, k: int) -> None:
@@ -236,6 +239,7 @@ class LinearPolicy(Policy):
         for name in ("_lambda0", "_trust_yy", "_trust_n", "_trust_since"):
             setattr(self, name, np.delete(getattr(self, name), k))
         self._trust_pq = np.delete(self._trust_pq, k, axis=0)
+        self._trust_memo.clear()
         self._cache = None
 
     # ---- adaptive trust in the prior ------------------------------------------------
@@ -244,19 +248,43 @@ class LinearPolicy(Policy):
         adaptive trust lowered it)."""
         return self.state.strength.copy()
 
+    def _trust_spectrum(self, k: int, yy: float) -> tuple[np.ndarray, np.ndarray, float]:
+        """Arm ``k``'s data spectrum for the evidence: eigenvalues ``e`` ``(d,)`` of ``D``,
+        ``z2`` ``(d,)`` (the prior's residual ``c - D theta0`` in that basis, squared) and
+        ``rr`` (the sum of the prior's squared residuals).
+
+        One ``O(d^3)`` eigen-decomposition, kept until the arm's data changes (an update of
+        the arm; with forgetting, an update of any arm) or its strength does: a check then
+        costs one decomposition per arm updated since the last, not one per arm (the joint
+        test reads every arm). The same arithmetic as without the memo, so the same values.
+        """
+        st = self.state
+        key = (
+            int(st.counts[k]),
+            float(st.strength[k]),
+            yy,
+            st.t if self.forgetting < 1.0 else 0,
+        )
+        hit = self._trust_memo.get(k)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        D, c = st.data_statistics(k)
+        th0 = st.theta0[k]
+        Dth = D @ th0
+        rr = yy - 2.0 * float(th0 @ c) + float(th0 @ Dth)  # sum of the prior's residuals^2
+        e, V = np.linalg.eigh(0.5 * (D + D.T))
+        e = np.maximum(e, 0.0)
+        z2 = (V.T @ (c - Dth)) ** 2
+        self._trust_memo[k] = (key, (e, z2, rr))
+        return e, z2, rr
+
     def _trust_evidence(self, k: int, grid: np.ndarray) -> np.ndarray | None:
         """Profile log-likelihood of arm ``k``'s observations for prior strengths ``grid``."""
         n = float(self._trust_n[k])
         yy = float(self._trust_yy[k])
         if not (np.isfinite(yy) and n >= 2.0):
             return None
-        D, c = self.state.data_statistics(k)
-        th0 = self.state.theta0[k]
-        Dth = D @ th0
-        rr = yy - 2.0 * float(th0 @ c) + float(th0 @ Dth)  # sum of the prior's residuals^2
-        e, V = np.linalg.eigh(0.5 * (D + D.T))
-        e = np.maximum(e, 0.0)
-        z2 = (V.T @ (c - Dth)) ** 2
+        e, z2, rr = self._trust_spectrum(k, yy)
         L = grid[:, None]
         quad = np.maximum(rr - np.sum(z2 / (L + e), axis=1), 1e-12 * max(rr, 1e-300))
         return -0.5 * n * np.log(quad / n) - 0.5 * np.sum(np.log1p(e / L), axis=1)
@@ -281,14 +309,16 @@ class LinearPolicy(Policy):
         self._trust_since[k] = 0
         lam0 = float(self._lambda0[k])
         floor = min(self.trust_floor, lam0)
-        if lam0 > floor and self._prior_worse(np.array([k])):
-            cur = float(self.state.strength[k])
+        cur = float(self.state.strength[k])
+        # a strength at the floor cannot be lowered (the grid starts at the floor): skip
+        if lam0 > floor and cur > floor and self._prior_worse(np.array([k])):
             grid = np.append(np.geomspace(floor, lam0, 25), cur)
             ll = self._trust_evidence(k, grid)
             if ll is not None:
                 i = int(ll[:-1].argmax())
                 if ll[i] - ll[-1] > self.trust_margin and grid[i] < cur:
                     self.state.set_strength(k, float(grid[i]))
+                    self._trust_memo.pop(k, None)
                     self.trust_events += 1
         self._check_trust_jointly()
 
@@ -296,7 +326,10 @@ class LinearPolicy(Policy):
         lam0 = self._lambda0
         floors = np.minimum(self.trust_floor, lam0)
         ratio = float((floors / lam0).min()) if len(lam0) else 1.0
-        if ratio >= 1.0 or not self._prior_worse(np.arange(self.n_arms)):
+        # the scale can only be lowered, and not below the grid's first value ``ratio``
+        if ratio >= 1.0 or self._trust_scale <= ratio:
+            return
+        if not self._prior_worse(np.arange(self.n_arms)):
             return
         scales = np.append(np.geomspace(ratio, 1.0, 25), self._trust_scale)
         total = np.zeros(len(scales))
@@ -314,6 +347,7 @@ class LinearPolicy(Policy):
             target = np.maximum(floors, self._trust_scale * lam0)
             for j in np.flatnonzero(self.state.strength > target * (1 + 1e-12)):
                 self.state.set_strength(int(j), float(target[j]))
+                self._trust_memo.pop(int(j), None)
             self.trust_events += 1
 
     # ---- scoring --------------------------------------------------------------------
@@ -497,4 +531,5 @@ class LinearPolicy(Policy):
             self._trust_pq = np.zeros((K, 3))
         if self.drift:
             self.watch = pickle.loads(arrays["drift_watch"].tobytes())  # our own checksummed blob
+        self._trust_memo.clear()
         self._cache = None
