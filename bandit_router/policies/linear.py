@@ -355,9 +355,11 @@ class LinearPolicy(Policy):
     def exploration_scale(self) -> float:
         return self.watch.scale if self.watch is not None else 1.0
 
-    def _mean_width(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Means, widths and an empty row for the values, rows of one new ``(3, K)``
-        array (the scores own it; nothing of it is reused)."""
+    def _mean_width(
+        self, x: np.ndarray, alpha: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Means, widths and values ``width * alpha + mean`` (left empty when ``alpha`` is
+        None), rows of one new ``(3, K)`` array (the scores own it; nothing is reused)."""
         st = self.state
         if (
             self._fast
@@ -365,27 +367,41 @@ class LinearPolicy(Policy):
             and x.dtype == np.float64
             and x.shape == self._shape
         ):
-            # the float64 stationary state: two BLAS products into its buffers, no copies;
+            # the float64 stationary state: the products go into its buffers, no copies;
             # the update of the chosen arm reuses them (``update_scored``)
+            out = np.empty((3, st._var.shape[0]))
+            kern = st.kernels
+            if kern is not None:  # one compiled pass (the optional extra)
+                ok = kern.score(
+                    st._M, x, st._Y, st._var, out, 0.0 if alpha is None else alpha, self._offset
+                )
+                if not ok:
+                    raise InvalidInputError("context contains NaN or infinite values.")
+                self._cache = (x, x.tobytes(), None, None, None)
+                return out[0], out[1], out[2]
             if not st.score_into(x):
                 raise InvalidInputError("context contains NaN or infinite values.")
             self._cache = (x, x.tobytes(), None, None, None)
-            out = np.empty((3, st._var.shape[0]))
-            mean, width = out[0], out[1]
+            mean, width, value = out[0], out[1], out[2]
             if self._offset:
                 np.add(st._Ymean, self._offset, out=mean)
             else:
                 mean[:] = st._Ymean
             np.maximum(st._var, 0.0, out=width)
             np.sqrt(width, out=width)
-            return mean, width, out[2]
-        x = self.check_context(x)
-        mean, var, U = st.mean_and_variance(x)
-        self._cache = (x, x.tobytes(), U, mean, var)
-        if self._offset:
-            mean = mean + self._offset
-        width = np.maximum(var, 0.0)  # a copy: var stays cached for the update
-        return mean, np.sqrt(width, out=width), np.empty_like(width)
+        else:
+            x = self.check_context(x)
+            mean, var, U = st.mean_and_variance(x)
+            self._cache = (x, x.tobytes(), U, mean, var)
+            if self._offset:
+                mean = mean + self._offset
+            width = np.maximum(var, 0.0)  # a copy: var stays cached for the update
+            np.sqrt(width, out=width)
+            value = np.empty_like(width)
+        if alpha is not None:
+            np.multiply(width, alpha, out=value)
+            value += mean
+        return mean, width, value
 
     # ---- learning -------------------------------------------------------------------
     def update(self, arm: str, x: np.ndarray, reward: float) -> None:

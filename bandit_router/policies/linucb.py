@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from bandit_router.errors import ConfigurationError
+from bandit_router.errors import ConfigurationError, InvalidInputError
 from bandit_router.policies.base import ArmScores, Decision
 from bandit_router.policies.linear import (
     LinearPolicy,
@@ -57,10 +57,8 @@ class LinUCB(LinearPolicy):
         self.epsilon = float(epsilon)
 
     def score(self, x: np.ndarray) -> ArmScores:
-        mean, width, value = self._mean_width(x)
         a = self.alpha if self.watch is None else self.alpha * self.watch.scale
-        np.multiply(width, a, out=value)
-        value += mean
+        mean, width, value = self._mean_width(x, a)
         return ArmScores(self._arms, mean, width, value)
 
     def _priced(self, scores: ArmScores, sel) -> ArmScores:
@@ -77,6 +75,28 @@ class LinUCB(LinearPolicy):
             k = int(scores.value.argmax())
             return Decision(self._arms[k], k, scores, 1.0)
         sel = self.selection(allowed)
+        kern = self.state.kernels if self._fast else None
+        if (
+            kern is not None
+            and self.cost_aware
+            and self.epsilon <= 0.0
+            and sel.price is not None
+            and sel.surplus
+            and scores.value.shape == sel.price.shape
+        ):
+            # the allocator's priced selection in one compiled loop (the same floats and
+            # choice as ``_priced`` + ``Selection.exploit``; -2: not finite, numpy decides)
+            lo, hi = self.reward_range
+            value = np.empty_like(scores.value)
+            k = kern.priced_choice(
+                scores.value, scores.mean, sel.price, sel.candidates, sel.fallback, lo,
+                hi - lo, value,
+            )  # fmt: skip
+            if k != -2:
+                if k < 0:
+                    raise InvalidInputError("no model clears its price and there is no fallback.")
+                priced = ArmScores(scores.arms, scores.mean, scores.width, value)
+                return Decision(self._arms[k], k, priced, 1.0)
         return self._epsilon_choice(self._priced(scores, sel), sel, self.epsilon)
 
     def action_probabilities(self, scores: ArmScores, allowed=None) -> np.ndarray:

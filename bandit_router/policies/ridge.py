@@ -71,6 +71,7 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.linalg.blas import dger, sger
 
 from bandit_router.errors import StateError
+from bandit_router.policies import _kernels
 
 #: from this context dimension on, ``RidgeArms`` scores in float32 (see ``RidgeArms``)
 FLOAT32_FROM_DIM = 257
@@ -142,6 +143,8 @@ class RidgeArms:
         if self.dtype not in (np.float64, np.float32):
             raise ValueError(f"dtype must be float64 or float32, got {dtype}")
         self._ger = dger if self.dtype == np.float64 else sger
+        #: the optional compiled kernels (``_kernels``; float64 only), None: numpy and BLAS
+        self.kernels = _kernels.KERNELS if self.dtype == np.float64 else None
         self._v = np.zeros(d + 1, dtype=self.dtype)  # [u; -residual] of an update
         self.refactor_every = int(refactor_every)
         self.strength = np.asarray(strength, dtype=np.float64).reshape(K).copy()
@@ -175,6 +178,7 @@ class RidgeArms:
         self._theta_k = [self.theta[k] for k in range(K)]
         # Fortran views (d, d + 1) of each block for one BLAS ger per update
         self._block_T = [blocks[k].T for k in range(K)]
+        self._blocks = [blocks[k] for k in range(K)]  # for the compiled update
         # the last scoring call's ``[A_inv_k x; theta_k' x]`` per arm ``(K (d + 1),)`` and
         # ``x' A_inv_k x`` ``(K,)`` (``score_into``), kept for the update of the chosen arm
         self._Y = np.empty(K * (d + 1), dtype=self.dtype)
@@ -251,8 +255,17 @@ class RidgeArms:
         without copies. Returns the residual."""
         t = self.t + 1
         self.t = t
-        self.last[k] = t
         self._pending[k].append((x.copy(), reward))
+        kern = self.kernels
+        if kern is not None:  # the same steps, compiled
+            residual, n = kern.update(
+                self._blocks[k], self._Yblock[k], self._var, k, reward, t, self.last,
+                self.counts, self.since_refactor,
+            )  # fmt: skip
+            if n >= self.refactor_every:
+                self.refactor(k)
+            return residual
+        self.last[k] = t
         v = self._Yblock[k]  # [u; mean]: becomes [u; -residual] in place
         mean = float(v[-1])
         residual = reward - mean
