@@ -20,6 +20,8 @@ from bandit_router.policies.prior import ArmPrior
 from bandit_router.policies.ridge import RidgeArms, ridge_arms
 from bandit_router.policies.selection import Selection
 
+_F64 = np.dtype(np.float64)  # native float64 (``x.dtype is _F64``: one pointer comparison)
+
 
 def exploration_discount(
     sel: Selection, reward_range: tuple[float, float] = (0.0, 1.0)
@@ -361,12 +363,7 @@ class LinearPolicy(Policy):
         """Means, widths and values ``width * alpha + mean`` (left empty when ``alpha`` is
         None), rows of one new ``(3, K)`` array (the scores own it; nothing is reused)."""
         st = self.state
-        if (
-            self._fast
-            and type(x) is np.ndarray
-            and x.dtype == np.float64
-            and x.shape == self._shape
-        ):
+        if self._fast and type(x) is np.ndarray and x.dtype is _F64 and x.shape == self._shape:
             # the float64 stationary state: the products go into its buffers, no copies;
             # the update of the chosen arm reuses them (``update_scored``)
             out = np.empty((3, st._var.shape[0]))

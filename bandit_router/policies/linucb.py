@@ -73,7 +73,7 @@ class LinUCB(LinearPolicy):
     def choose(self, scores: ArmScores, allowed=None) -> Decision:
         if allowed is None and self.epsilon <= 0.0:  # every arm, no price: the argmax
             k = int(scores.value.argmax())
-            return Decision(self._arms[k], k, scores, 1.0)
+            return Decision.certain(self._arms[k], k, scores)
         sel = self.selection(allowed)
         kern = self.state.kernels if self._fast else None
         if (
@@ -96,7 +96,7 @@ class LinUCB(LinearPolicy):
                 if k < 0:
                     raise InvalidInputError("no model clears its price and there is no fallback.")
                 priced = ArmScores(scores.arms, scores.mean, scores.width, value)
-                return Decision(self._arms[k], k, priced, 1.0)
+                return Decision.certain(self._arms[k], k, priced)
         return self._epsilon_choice(self._priced(scores, sel), sel, self.epsilon)
 
     def action_probabilities(self, scores: ArmScores, allowed=None) -> np.ndarray:
