@@ -171,6 +171,7 @@ def bandit_router_budget_events(X, R):
     ledger = InMemoryLedger(clock=ManualClock(0.0))
     ledger.set_budget("u", Budget(1e6, "daily"))
     costs = _costs()
+    costs.flags.writeable = False  # as the Router's cost model gives them (one array per length)
 
     def event(i: int) -> None:
         x = X[i]

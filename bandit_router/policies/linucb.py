@@ -13,6 +13,7 @@ from bandit_router.policies.linear import (
     discounted_values,
     exploration_discount,
 )
+from bandit_router.policies.selection import Selection
 
 
 class LinUCB(LinearPolicy):
@@ -74,7 +75,10 @@ class LinUCB(LinearPolicy):
         if allowed is None and self.epsilon <= 0.0:  # every arm, no price: the argmax
             k = int(scores.value.argmax())
             return Decision.certain(self._arms[k], k, scores)
-        sel = self.selection(allowed)
+        if type(allowed) is Selection and allowed.candidates.shape[0] == len(self._arms):
+            sel = allowed  # an allocator's (what ``selection`` checks, inline)
+        else:
+            sel = self.selection(allowed)
         kern = self.state.kernels if self._fast else None
         if (
             kern is not None
