@@ -319,8 +319,12 @@ class InMemoryLedger:
     def state(self, user: str) -> AccountState:
         """The user's budget, spend and holds now."""
         now = self.clock()
-        self._expire(now)
-        acc = self._account(user)
+        queue = self._queue
+        if queue and queue[0].created_at <= now - self.reservation_ttl:
+            self._expire(now)
+        acc = self._accounts.get(user)
+        if acc is None:
+            acc = self._account(user)
         self._refresh(acc, now)
         kind = acc.budget.period.kind
         if kind == "rolling":
@@ -330,18 +334,18 @@ class InMemoryLedger:
         else:
             start, end = acc.period_start, acc.period_end
             resets_at = end
-        return AccountState(
-            user=user,
-            budget=acc.budget,
-            now=now,
-            spent=acc.spent,
-            reserved=acc.reserved,
-            period_start=start,
-            period_end=end,
-            resets_at=resets_at,
-            n_decisions=acc.n_decisions,
-            previous_decisions=acc.previous_decisions,
-            overrun=acc.overrun,
+        return AccountState(  # positional: a third cheaper than keywords (every query)
+            user,
+            acc.budget,
+            now,
+            acc.spent,
+            acc.reserved,
+            start,
+            end,
+            resets_at,
+            acc.n_decisions,
+            acc.previous_decisions,
+            acc.overrun,
         )
 
     def reserve(self, user: str, decision_id: str, amount: float) -> Reservation:
