@@ -27,13 +27,19 @@ import numpy as np
 
 
 def score(M, x, Y, var, out, alpha, offset):
-    """Fill ``Y = M @ x`` ``(K (d + 1),)`` (one BLAS gemv, as numpy's), ``var``
-    ``(K,)`` and ``out`` ``(3, K)`` (means + offset, widths, widths * alpha +
-    means); False if ``x`` is not finite (then every product is not)."""
+    """Fill ``Y = M @ x`` ``(K (d + 1),)`` (one BLAS gemv, as numpy's), ``var`` ``(K,)``
+    and ``out`` ``(3, K)`` (means + offset, widths, widths * alpha + means). Returns the
+    first index of the largest value (numpy's ``argmax``), -1 if ``x`` is not finite (then
+    every product is not), -2 if a value is not finite (the caller's numpy decides)."""
     K = var.shape[0]
     d = x.shape[0]
     d1 = d + 1
     Y[:] = np.dot(M, x)
+    if not (math.isfinite(Y[K * d1 - 1]) and math.isfinite(Y[d])):
+        return -1
+    best = -1
+    top = -math.inf
+    finite = True
     for k in range(K):
         base = k * d1
         q = 0.0
@@ -42,10 +48,18 @@ def score(M, x, Y, var, out, alpha, offset):
         var[k] = q
         m = Y[base + d] + offset
         w = math.sqrt(q) if q > 0.0 else 0.0
+        v = w * alpha + m
         out[0, k] = m
         out[1, k] = w
-        out[2, k] = w * alpha + m
-    return math.isfinite(var[K - 1]) and math.isfinite(Y[K * d1 - 1])
+        out[2, k] = v
+        if not math.isfinite(q):
+            return -1  # x' A_inv x overflows: as a non-finite context
+        if not math.isfinite(v):
+            finite = False
+        elif v > top:
+            top = v
+            best = k
+    return best if finite else -2
 
 
 def update(block, v, var, k, reward, t, last, counts, since):

@@ -191,6 +191,7 @@ class LinearPolicy(Policy):
         # (x, x bytes, A_inv x per arm, theta'x, x'A_inv x) of the last scoring call
         # (None, None, None for the last three: in the state's buffers, ``score_into``)
         self._cache: tuple | None = None
+        self._best = -2  # argmax of the last LinUCB values from the compiled score, -2: none
 
     # ---- priors ---------------------------------------------------------------------
     def _initial_priors(self, priors: Mapping[str, ArmPrior]) -> tuple[np.ndarray, np.ndarray]:
@@ -369,13 +370,15 @@ class LinearPolicy(Policy):
             out = np.empty((3, st._var.shape[0]))
             kern = st.kernels
             if kern is not None:  # one compiled pass (the optional extra)
-                ok = kern.score(
+                best = kern.score(
                     st._M, x, st._Y, st._var, out, 0.0 if alpha is None else alpha, self._offset
                 )
-                if not ok:
+                if best == -1:
                     raise InvalidInputError("context contains NaN or infinite values.")
                 self._cache = (x, x.tobytes(), None, None, None)
+                self._best = best  # the values' argmax (-2: numpy decides)
                 return out[0], out[1], out[2]
+            self._best = -2
             if not st.score_into(x):
                 raise InvalidInputError("context contains NaN or infinite values.")
             self._cache = (x, x.tobytes(), None, None, None)
@@ -387,6 +390,7 @@ class LinearPolicy(Policy):
             np.maximum(st._var, 0.0, out=width)
             np.sqrt(width, out=width)
         else:
+            self._best = -2
             x = self.check_context(x)
             mean, var, U = st.mean_and_variance(x)
             self._cache = (x, x.tobytes(), U, mean, var)

@@ -62,6 +62,15 @@ class LinUCB(LinearPolicy):
         mean, width, value = self._mean_width(x, a)
         return ArmScores(self._arms, mean, width, value)
 
+    def decide(self, x: np.ndarray, allowed=None) -> Decision:
+        scores = self.score(x)
+        if allowed is None and self.epsilon <= 0.0:  # every arm, no price: the argmax
+            k = self._best  # found by the compiled score (-2: not computed)
+            if k < 0:
+                k = int(scores.value.argmax())
+            return Decision.certain(self._arms[k], k, scores)
+        return self.choose(scores, allowed)
+
     def _priced(self, scores: ArmScores, sel) -> ArmScores:
         """Under a budget (``cost_aware``), the bonus ``alpha * width`` of each model times
         ``exploration_discount``; the scores as they are otherwise."""
