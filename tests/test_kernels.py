@@ -110,3 +110,25 @@ def _fields(state):
 
 def _numpy_priced(pol: LinUCB, scores, allocation):
     return pol._priced(scores, allocation.selection).value
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+@pytest.mark.parametrize("projected", [False, True])
+def test_featurize_kernel_gives_numpys_context(kernels, projected):
+    from bandit_router.features import Featurizer, Projection
+
+    rng = np.random.default_rng(4)
+    D = 40 if projected else 17
+    proj = Projection(rng.normal(size=(16, D)), rng.normal(size=16)) if projected else None
+    fast, slow = Featurizer(D, proj), Featurizer(D, proj)
+    fast.kernels, slow.kernels = kernels, None
+    for scale in (1e-300, 1e-5, 1.0, 1e5, 1e300):
+        for _ in range(20):
+            e = rng.normal(size=D) * scale
+            np.testing.assert_array_equal(fast.transform_one(e), slow.transform_one(e))
+    np.testing.assert_array_equal(fast.transform_one(np.zeros(D)), slow.transform_one(np.zeros(D)))
+    for bad in (np.nan, np.inf):
+        e = np.ones(D)
+        e[3] = bad
+        with pytest.raises(InvalidInputError):
+            fast.transform_one(e)

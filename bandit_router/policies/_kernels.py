@@ -16,6 +16,8 @@ kernels are compiled on first use and cached on disk next to this file (numba's
 - ``priced_choice``: ``exploration_discount`` + ``discounted_values`` + the surplus
   ``Selection.exploit`` in one loop, element by element as numpy does them (no
   ``fastmath``): the same floats and the same choice as the numpy path.
+- ``featurize``: ``Featurizer.transform_one`` (projection, scaling, normalisation, bias)
+  in one call, with numpy's BLAS for the product and the norm: the same context.
 """
 
 from __future__ import annotations
@@ -116,17 +118,56 @@ def priced_choice(value, mean, price, cand, fallback, lo, span, out):
     return fallback
 
 
-class _Namespace:
-    """The kernels as attributes (``score``, ``update``, ``priced_choice``)."""
+def featurize(e, W, c, out, project, bias):
+    """``Featurizer.transform_one``'s steps into ``out`` ``(d,)``: ``y = W e + c`` (when
+    ``project``; BLAS gemv as numpy's) or ``y = e``, then ``y / max|y|``, then ``y / |y|``
+    (the norm by BLAS ddot as numpy's ``y @ y``), then the bias 1. False (``out``
+    unspecified) when ``y`` is not finite: the caller's batch path raises."""
+    base = out.shape[0] - 1 if bias else out.shape[0]
+    if project:
+        out[:base] = np.dot(W, e)
+        for i in range(base):
+            out[i] += c[i]
+    else:
+        for i in range(base):
+            out[i] = e[i]
+    hi = -math.inf
+    lo = math.inf
+    for i in range(base):
+        v = out[i]
+        if v != v:
+            return False
+        if v > hi:
+            hi = v
+        if v < lo:
+            lo = v
+    peak = hi if hi >= -lo else -lo
+    if not math.isfinite(peak):
+        return False
+    if peak > 0.0:
+        for i in range(base):
+            out[i] /= peak
+        norm = math.sqrt(np.dot(out[:base], out[:base]))
+        if norm > 0.0:
+            for i in range(base):
+                out[i] /= norm
+    if bias:
+        out[base] = 1.0
+    return True
 
-    def __init__(self, score, update, priced_choice) -> None:
+
+class _Namespace:
+    """The kernels as attributes (``score``, ``update``, ``priced_choice``, ``featurize``)."""
+
+    def __init__(self, score, update, priced_choice, featurize) -> None:
         self.score = score
         self.update = update
         self.priced_choice = priced_choice
+        self.featurize = featurize
 
 
 #: the kernels as plain Python (the tests run them against the numpy path without numba)
-PY = _Namespace(score, update, priced_choice)
+PY = _Namespace(score, update, priced_choice, featurize)
 
 #: the compiled kernels, or None (numba is not installed, or BANDIT_ROUTER_KERNELS=0)
 KERNELS: _Namespace | None = None
@@ -141,4 +182,4 @@ if os.environ.get("BANDIT_ROUTER_KERNELS", "1").lower() not in ("0", "", "false"
         # finiteness check of ``score`` must stay
         _fast = numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True)
         _exact = numba.njit(cache=True, nogil=True)  # element by element, as numpy does
-        KERNELS = _Namespace(_fast(score), _exact(update), _exact(priced_choice))
+        KERNELS = _Namespace(_fast(score), _exact(update), _exact(priced_choice), _exact(featurize))
