@@ -356,7 +356,9 @@ class InMemoryLedger:
         amount = _usd(amount, "a reservation")
         decision_id = str(decision_id)
         now = self.clock()
-        self._expire(now)
+        queue = self._queue
+        if queue and queue[0].created_at <= now - self.reservation_ttl:
+            self._expire(now)
         known = self._open.get(decision_id) or self._expired.get(decision_id)
         if known is None and decision_id in self._settled:
             known_user = self._settled[decision_id].user
@@ -368,7 +370,9 @@ class InMemoryLedger:
                 f"decision {decision_id!r} already holds {known.amount} USD for {known.user!r}; "
                 "use a fresh decision id."
             )
-        acc = self._account(user)
+        acc = self._accounts.get(user)
+        if acc is None:
+            acc = self._account(user)
         self._refresh(acc, now)
         left = acc.budget.amount_usd - acc.spent - acc.reserved
         if amount > left + EPS_USD * max(1.0, acc.budget.amount_usd):
@@ -398,7 +402,9 @@ class InMemoryLedger:
                 f"not {actual}; feedback is accepted once per decision."
             )
         now = self.clock()
-        self._expire(now)
+        queue = self._queue
+        if queue and queue[0].created_at <= now - self.reservation_ttl:
+            self._expire(now)
         r = self._open.pop(decision_id, None)
         late = False
         if r is None:
