@@ -228,11 +228,16 @@ class BudgetAllocator:
             self._L = self.value_floor * self._span / self._c_hi
             self._log_ratio = math.log(self._span / self._c_lo / self._L) + 1.0
 
-    def _learn_bounds(self, costs: np.ndarray) -> None:
-        pos = costs[costs > 0]
-        if pos.size == 0:
-            return
-        c_lo, c_hi = float(pos.min()), float(pos.max())
+    def _learn_bounds(
+        self, costs: np.ndarray, c_lo: float = math.nan, c_hi: float = math.nan
+    ) -> None:
+        """Fold this query's cheapest and dearest positive cost into the bounds (given as
+        ``c_lo``, ``c_hi`` when known, else read off ``costs``)."""
+        if not c_lo > 0.0:
+            pos = costs[costs > 0]
+            if pos.size == 0:
+                return
+            c_lo, c_hi = float(pos.min()), float(pos.max())
         if not math.isfinite(self._c_lo):
             self._c_lo, self._c_hi = c_lo, c_hi
         else:
@@ -370,7 +375,10 @@ class BudgetAllocator:
         if cmin > remaining:  # nothing is affordable
             return Allocation(None, 0.0, "exhausted", self.threshold(1.0), 1.0, state.resets_at)
         if self._learn and (self._n_seen & 15) == 0:
-            self._learn_bounds(c)
+            if cmin > 0.0 and cmax < math.inf:  # every cost positive: the bounds are known
+                self._learn_bounds(c, float(cmin), cmax)
+            else:
+                self._learn_bounds(c)
         self._n_seen += 1
         z, bin_left = self._pace(state)
         psi = self.threshold(z)
