@@ -541,7 +541,7 @@ class DiscountedRidgeArms:
         d = self.dim
         # theta0 rows, then the basis rows by index: row i of every arm's V' sits at
         # K + i*K + k, so the rows below the largest rank are one prefix of the buffer
-        self._M = np.zeros((K + d * K, d))
+        self._M = zeros_on_huge_pages((K + d * K, d))  # read (its first rows) by every decision
         self.theta0 = self._M[:K]
         self.basis = self._M[K:].reshape(d, K, d).transpose(1, 0, 2)  # (K, d, d): rows of V_k'
         self._D = np.zeros((K, d, d))  # discounted data, as of ``_folded`` (see ``flush``)
