@@ -8,6 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bandit_router.errors import ConfigurationError, DimensionMismatchError, InvalidInputError
+from bandit_router.policies import _kernels
+
+_NO_W = np.zeros((1, 1))  # the kernel's projection arguments when there is none
+_NO_C = np.zeros(1)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class Featurizer:
         base = projection.out_dim if projection is not None else self.in_dim
         self.dim = base + (1 if self.bias else 0)
         self._base = base
+        #: the optional compiled kernels (``policies._kernels``), None: numpy
+        self.kernels = _kernels.KERNELS
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
         """Featurize a batch ``(n, D)`` (or one vector ``(D,)``, returned as ``(1, d)``)."""
@@ -109,6 +115,16 @@ class Featurizer:
         e = embedding
         if type(e) is np.ndarray and e.dtype == np.float64 and e.shape == (self.in_dim,):
             out = np.empty(self.dim)
+            kern = self.kernels
+            if kern is not None and e.flags.c_contiguous:  # the same steps in one call
+                proj = self.projection
+                if proj is None:
+                    ok = kern.featurize(e, _NO_W, _NO_C, out, False, self.bias)
+                else:
+                    ok = kern.featurize(e, proj.W, proj.c, out, True, self.bias)
+                if ok:
+                    return out
+                return self.transform(embedding)[0]  # raises: not finite
             y = out[: self._base]
             proj = self.projection
             if proj is not None:

@@ -65,12 +65,17 @@ from bandit_router.stores import (
     Stores,
     UserRecord,
 )
-from bandit_router.stores_memory import memory_stores, same_feedback
+from bandit_router.stores_memory import memory_stores, record_maker, same_feedback
 
 # ---- decision ids ----------------------------------------------------------------------------
 
 _uuid_lock = threading.Lock()
 _uuid_last = [0, 0]  # (ms, counter) of the last id, so ids are strictly increasing
+# random bits for the ids, read from os.urandom 4 KiB at a time (one system call per 512
+# ids instead of one per id); (pool, position of the next unused 8 bytes)
+_uuid_pool = [b"", 0]
+_POOL_BYTES = 4096
+_RAND_MASK = (1 << 62) - 1
 
 
 def uuid7() -> str:
@@ -91,9 +96,13 @@ def uuid7() -> str:
         else:
             counter = 0
         _uuid_last[0], _uuid_last[1] = ms, counter
-    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
-    h = f"{value:032x}"
+        pool, i = _uuid_pool
+        if i >= len(pool):
+            pool, i = os.urandom(_POOL_BYTES), 0
+            _uuid_pool[0] = pool
+        _uuid_pool[1] = i + 8
+    rand = int.from_bytes(pool[i : i + 8], "big") & _RAND_MASK
+    h = "%032x" % ((ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -217,6 +226,13 @@ class FeedbackResult:
             "applied": self.applied,
             "is_default": self.is_default,
         }
+
+
+# positional constructors of the records made on every routed query (``record_maker``)
+_make_route = record_maker(Route)
+_make_result = record_maker(FeedbackResult)
+_make_decision = record_maker(DecisionRecord)
+_make_feedback = record_maker(FeedbackRecord)
 
 
 # ---- the router ------------------------------------------------------------------------------
@@ -790,42 +806,38 @@ class Router:
             did = self.ids()
             propensity = d.propensity if self.log_propensity else math.nan
             wait = self.feedback_wait_seconds
-            record = DecisionRecord(
-                decision_id=did,
-                user=user,
-                created_at=now,
-                model=d.arm,
-                context=x,
-                scores=_LazyScores(scores),
-                propensity=propensity,
-                estimated_cost=cost,
-                policy=pol.name,
-                policy_version=pol.n_updates,
-                embedder=self._embedder_name,
-                prior_id=self.prior_id,
-                reason=reason,
-                expires_at=None if wait is None else now + wait,
-                reserved=budget is not None,
+            record = _make_decision(
+                did,
+                user,
+                now,
+                d.arm,
+                x,
+                _LazyScores(scores),
+                propensity,
+                cost,
+                pol.name,
+                pol.n_updates,
+                self._embedder_name,
+                self.prior_id,
+                reason,
+                None if wait is None else now + wait,
+                budget is not None,
             )
             try:
                 self.stores.decisions.record(record)
             except BudgetExhaustedError:  # another process spent the budget meanwhile
                 state = self.stores.ledger.state(user)
                 return self._refusal(user, "exhausted", scores, c, mask, max_cost, state)
-            remaining = None if state is None else max(state.remaining - cost, 0.0)
-            return Route(
-                did,
-                user,
-                d.arm,
-                cost,
-                propensity,
-                reason,
-                scores,
-                remaining,
-                None if state is None else state.resets_at,
-                {},
-                threshold,
-            )
+            if state is None:
+                return _make_route(
+                    did, user, d.arm, cost, propensity, reason, scores, None, None, {},
+                    threshold, "",
+                )  # fmt: skip
+            left = state.budget.amount_usd - state.spent - state.reserved - cost
+            return _make_route(
+                did, user, d.arm, cost, propensity, reason, scores, left if left > 0.0 else 0.0,
+                state.resets_at, {}, threshold, "",
+            )  # fmt: skip
 
     def _allowed_mask(self, allowed: Iterable[str] | np.ndarray | None) -> np.ndarray | None:
         if allowed is None:
@@ -944,7 +956,7 @@ class Router:
                 else:
                     cost = d.estimated_cost
             now = self.clock()
-            rec = FeedbackRecord(did, r, float(cost), now, d.model, d.context, d.user)
+            rec = _make_feedback(did, r, float(cost), now, d.model, d.context, d.user, False, 0)
             known = self.stores.decisions.feedback_for(did)
             if known is not None:
                 return self._known(d, known, rec)
@@ -960,9 +972,9 @@ class Router:
             if tokens is not None and d.model in self.cost_model.models:
                 self.cost_model.observe(d.model, tokens[1])
             self.catch_up()
-            return FeedbackResult(
-                did, d.model, r, float(cost), d.estimated_cost, out.record.feedback_id,
-                applied=d.model in self.policy.arms,
+            return _make_result(
+                did, d.model, r, float(cost), d.estimated_cost, out.record.feedback_id, False,
+                d.model in self.policy._index, False,
             )  # fmt: skip
 
     def _known(

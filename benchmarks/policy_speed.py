@@ -10,10 +10,16 @@ allocator's overhead.
 
 Routed query = ``Router.route`` (precomputed embedding, in-memory stores, a user with a
 daily budget) + ``Router.feedback``, against ParetoBandit's ``route`` + ``process_feedback``
-(precomputed vectors, its budget pacer, in-memory context store) on the same stream:
-``router`` gets the (d - 1)-d embedding (its featurizer normalises and appends the bias),
-ParetoBandit the d-d context; ``router 512->d`` gets a 512-d embedding through a learned
-projection (the prior's featurizer).
+on the same stream, K and d, in its fast configuration: precomputed vectors
+(``FeatureService.for_precomputed``: no encoder, no PCA), stationary (``forgetting_factor=1``,
+its cheaper update), its budget pacer (the budget, as ours), its in-memory context store and
+defaults otherwise. ``router`` gets the (d - 1)-d embedding (its featurizer normalises and
+appends the bias), ParetoBandit the d-d context; ``router 512->d`` gets a 512-d embedding
+through a learned projection (the prior's featurizer).
+
+bandit-router's rows use the optional compiled kernels when numba is installed (the extra
+``fast``, part of ``bench``); the ``numpy`` rows are the same events without them (the
+default install's path).
 
 Every event is timed on its own; the libraries alternate in ``--rounds`` interleaved
 rounds, so a slow phase of the machine (absolute times swing 30-90 us within minutes)
@@ -70,10 +76,12 @@ def time_events(event: Callable[[int], None], start: int, n: int) -> list[float]
     return out
 
 
-def bandit_router_events(X, R):
+def bandit_router_events(X, R, kernels: bool = True):
     from bandit_router.policies import LinUCB
 
     pol = LinUCB([f"m{k}" for k in range(K)], X.shape[1], alpha=1.0, seed=0)
+    if not kernels:
+        pol.state.kernels = None
 
     def event(i: int) -> None:
         x = X[i]
@@ -131,6 +139,11 @@ def vw_events(X, R):
     return event
 
 
+def bandit_router_numpy_events(X, R):
+    """The policy event on numpy alone (without the optional compiled kernels)."""
+    return bandit_router_events(X, R, kernels=False)
+
+
 def bandit_router_float64_events(X, R):
     """The policy event with the float64 scoring state (what d >= 257 used before)."""
     from bandit_router.policies import ridge
@@ -158,6 +171,7 @@ def bandit_router_budget_events(X, R):
     ledger = InMemoryLedger(clock=ManualClock(0.0))
     ledger.set_budget("u", Budget(1e6, "daily"))
     costs = _costs()
+    costs.flags.writeable = False  # as the Router's cost model gives them (one array per length)
 
     def event(i: int) -> None:
         x = X[i]
@@ -184,9 +198,11 @@ def _router(d: int, in_dim: int, projection=None):
     return router
 
 
-def router_events(X, R):
+def router_events(X, R, kernels: bool = True):
     """``Router.route`` (precomputed (d - 1)-d embedding) + ``Router.feedback``."""
     router = _router(X.shape[1], X.shape[1] - 1)
+    if not kernels:
+        router.policy.state.kernels = None
     E = np.ascontiguousarray(X[:, :-1])
 
     def event(i: int) -> None:
@@ -194,6 +210,11 @@ def router_events(X, R):
         router.feedback(r.decision_id, R[i, r.index])
 
     return event
+
+
+def router_numpy_events(X, R):
+    """The routed query on numpy alone (without the optional compiled kernels)."""
+    return router_events(X, R, kernels=False)
 
 
 def router_projected_events(X, R):
@@ -243,12 +264,14 @@ def paretobandit_events(X, R):
 
 PEERS = {
     "bandit_router": bandit_router_events,
+    "bandit_router numpy": bandit_router_numpy_events,
     "bandit_router+budget": bandit_router_budget_events,
     "bandit_router float64": bandit_router_float64_events,
     "vowpalwabbit": vw_events,
     "mabwiser": mabwiser_events,
     "river": river_events,
     "router": router_events,
+    "router numpy": router_numpy_events,
     "router 512->d": router_projected_events,
     "paretobandit": paretobandit_events,
 }
@@ -256,13 +279,14 @@ PEERS = {
 # events timed per library and dimension: the slow peers get fewer (medians settle fast)
 BUDGET = {
     64: {
-        "bandit_router": 5000, "bandit_router+budget": 5000, "vowpalwabbit": 2000,
-        "mabwiser": 200, "river": 300, "router": 3000, "router 512->d": 3000,
-        "paretobandit": 2000,
+        "bandit_router": 5000, "bandit_router numpy": 5000, "bandit_router+budget": 5000,
+        "vowpalwabbit": 2000, "mabwiser": 200, "river": 300, "router": 3000,
+        "router numpy": 3000, "router 512->d": 3000, "paretobandit": 2000,
     },
     512: {
-        "bandit_router": 1000, "bandit_router float64": 500, "vowpalwabbit": 500,
-        "mabwiser": 40, "river": 15, "router": 500, "paretobandit": 200,
+        "bandit_router": 1000, "bandit_router numpy": 1000, "bandit_router float64": 500,
+        "vowpalwabbit": 500, "mabwiser": 40, "river": 15, "router": 500,
+        "router numpy": 500, "paretobandit": 200,
     },
 }  # fmt: skip
 
@@ -320,9 +344,12 @@ def run(d: int, scale: float = 1.0, rounds: int = 5) -> dict:
 RATIOS = (  # (what, numerator, denominator, target)
     ("Vowpal Wabbit / policy event", "vowpalwabbit", "bandit_router", 15.0),
     ("MABWiser / policy event", "mabwiser", "bandit_router", 100.0),
+    ("Vowpal Wabbit / policy event (numpy)", "vowpalwabbit", "bandit_router numpy", None),
+    ("MABWiser / policy event (numpy)", "mabwiser", "bandit_router numpy", None),
     ("river / policy event", "river", "bandit_router", None),
     ("float64 state / float32 state", "bandit_router float64", "bandit_router", 2.0),
     ("ParetoBandit / router (route + feedback)", "paretobandit", "router", 10.0),
+    ("ParetoBandit / router (numpy)", "paretobandit", "router numpy", None),
     ("ParetoBandit / router 512->d", "paretobandit", "router 512->d", None),
 )
 
@@ -341,6 +368,12 @@ def ratios(res: dict) -> dict:
             "overhead_us": over,
         }
     return out
+
+
+def _numba_version() -> str:
+    import numba
+
+    return numba.__version__
 
 
 def main() -> None:
@@ -389,7 +422,10 @@ def main() -> None:
                 goal = f"<= {v['target_max']:g} ({v['overhead_us']:.1f} us)"
             print(f"  {what:<42} {v['ratio']:>7.2f}  {goal}")
     if not args.json:
-        print(f"\n(cpu count {os.cpu_count()}, numpy {np.__version__})")
+        from bandit_router.policies import _kernels
+
+        kern = "numba " + _numba_version() if _kernels.KERNELS is not None else "not installed"
+        print(f"\n(cpu count {os.cpu_count()}, numpy {np.__version__}, compiled kernels: {kern})")
 
 
 if __name__ == "__main__":

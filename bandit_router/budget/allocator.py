@@ -200,6 +200,10 @@ class BudgetAllocator:
         self._lo = lo
         self._surplus = select == "surplus"
         self._eye = np.eye(0, dtype=bool)
+        self._every = np.ones(0, dtype=bool)
+        # the last read-only cost array and its (cheapest index, cheapest, dearest)
+        self._c_last: np.ndarray | None = None
+        self._c_stats: tuple[int, float, float] = (0, 0.0, 0.0)
         # discrete bins, per user: (period start, bin index, committed at the bin's start)
         self._bins: dict[str, tuple[float, int, float]] = {}
 
@@ -224,11 +228,16 @@ class BudgetAllocator:
             self._L = self.value_floor * self._span / self._c_hi
             self._log_ratio = math.log(self._span / self._c_lo / self._L) + 1.0
 
-    def _learn_bounds(self, costs: np.ndarray) -> None:
-        pos = costs[costs > 0]
-        if pos.size == 0:
-            return
-        c_lo, c_hi = float(pos.min()), float(pos.max())
+    def _learn_bounds(
+        self, costs: np.ndarray, c_lo: float = math.nan, c_hi: float = math.nan
+    ) -> None:
+        """Fold this query's cheapest and dearest positive cost into the bounds (given as
+        ``c_lo``, ``c_hi`` when known, else read off ``costs``)."""
+        if not c_lo > 0.0:
+            pos = costs[costs > 0]
+            if pos.size == 0:
+                return
+            c_lo, c_hi = float(pos.min()), float(pos.max())
         if not math.isfinite(self._c_lo):
             self._c_lo, self._c_hi = c_lo, c_hi
         else:
@@ -347,8 +356,15 @@ class BudgetAllocator:
                 f"costs have shape {c.shape}, the scores {value.shape}; give one cost per arm "
                 "in the order of policy.arms."
             )
-        cheapest = int(c.argmin())  # the first NaN if any: then the check below refuses
-        cmin = c[cheapest]
+        if c is self._c_last:  # a read-only array seen before: its contents are the same
+            cheapest, cmin, cmax = self._c_stats
+        else:
+            cheapest = int(c.argmin())  # the first NaN if any: then the check below refuses
+            cmin = c[cheapest]
+            cmax = math.inf  # unknown: the candidates are compared one by one
+            if not c.flags.writeable and cmin >= 0.0:
+                cmax = float(c.max())
+                self._c_last, self._c_stats = c, (cheapest, cmin, cmax)
         if not cmin >= 0.0:
             raise InvalidInputError(
                 "costs must be USD amounts >= 0 (no NaN); check the cost model."
@@ -359,7 +375,10 @@ class BudgetAllocator:
         if cmin > remaining:  # nothing is affordable
             return Allocation(None, 0.0, "exhausted", self.threshold(1.0), 1.0, state.resets_at)
         if self._learn and (self._n_seen & 15) == 0:
-            self._learn_bounds(c)
+            if cmin > 0.0 and cmax < math.inf:  # every cost positive: the bounds are known
+                self._learn_bounds(c, float(cmin), cmax)
+            else:
+                self._learn_bounds(c)
         self._n_seen += 1
         z, bin_left = self._pace(state)
         psi = self.threshold(z)
@@ -370,7 +389,10 @@ class BudgetAllocator:
         price = psi * c
         if self._lo != 0.0:
             price += self._lo
-        candidates = c <= cap
+        if allowed is None and cap >= cmax:  # every model fits (the budget is far from binding)
+            candidates = self._everyone(c.shape[0])
+        else:
+            candidates = c <= cap
         mask = None
         if allowed is not None:
             if type(allowed) is np.ndarray and allowed.dtype == bool and allowed.shape == c.shape:
@@ -409,6 +431,14 @@ class BudgetAllocator:
         else:  # admitted: a candidate worth its price (``Selection.admitted`` for one model)
             reason = "admitted" if candidates[k] and value[k] >= price[k] else "fallback"
         return Allocation(d, float(c[k]), reason, psi, z, state.resets_at, sel)
+
+    def _everyone(self, K: int) -> np.ndarray:
+        """A read-only all-True mask ``(K,)``, made once."""
+        every = self._every
+        if every.shape[0] != K:
+            every = self._every = np.ones(K, dtype=bool)
+            every.flags.writeable = False
+        return every
 
     def _one_hot(self, K: int, k: int) -> np.ndarray:
         eye = self._eye

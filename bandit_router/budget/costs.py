@@ -93,6 +93,7 @@ class CostModel:
 
     def _refresh_base(self) -> None:
         self._base = self.call_price + self.output_price * self.expected_output_tokens
+        self._memo: tuple[float, np.ndarray] | None = None  # see ``estimate``
 
     def index(self, models: Sequence[str]) -> np.ndarray:
         """Positions of ``models`` in the catalogue, shape ``(len(models),)``."""
@@ -115,7 +116,10 @@ class CostModel:
     ) -> np.ndarray:
         """Expected USD per model, shape ``(K,)`` (or ``(len(models),)``).
 
-        Give the prompt, or its precomputed ``input_tokens`` (e.g. from a log).
+        Give the prompt, or its precomputed ``input_tokens`` (e.g. from a log). The
+        estimate of every model is read-only and kept until the next call with other
+        ``input_tokens`` (or until an observation changes the expected output): a router
+        whose queries have the same length computes it once.
         """
         if input_tokens is None:
             if query is None:
@@ -126,8 +130,16 @@ class CostModel:
             raise InvalidInputError(
                 f"input_tokens must be a finite count >= 0, got {input_tokens}."
             )
+        if models is None:
+            memo = self._memo
+            if memo is not None and memo[0] == n_in:
+                return memo[1]
         cost = self._base + self.input_price * n_in
-        return cost if models is None else cost[self.index(models)]
+        if models is not None:
+            return cost[self.index(models)]
+        cost.flags.writeable = False
+        self._memo = (n_in, cost)
+        return cost
 
     def estimate_many(self, input_tokens: np.ndarray) -> np.ndarray:
         """Expected USD for a batch: ``input_tokens`` shape ``(n,)`` -> ``(n, K)``."""
@@ -156,6 +168,7 @@ class CostModel:
         self._stats[k].update(n_out)
         self.expected_output_tokens[k] = float(self._stats[k].get())
         self._base[k] = self.call_price[k] + self.output_price[k] * self.expected_output_tokens[k]
+        self._memo = None
 
     def cost_range(self, input_tokens: float) -> tuple[float, float]:
         """(cheapest, dearest) expected USD at this prompt length: bounds for the allocator."""

@@ -319,8 +319,12 @@ class InMemoryLedger:
     def state(self, user: str) -> AccountState:
         """The user's budget, spend and holds now."""
         now = self.clock()
-        self._expire(now)
-        acc = self._account(user)
+        queue = self._queue
+        if queue and queue[0].created_at <= now - self.reservation_ttl:
+            self._expire(now)
+        acc = self._accounts.get(user)
+        if acc is None:
+            acc = self._account(user)
         self._refresh(acc, now)
         kind = acc.budget.period.kind
         if kind == "rolling":
@@ -330,18 +334,18 @@ class InMemoryLedger:
         else:
             start, end = acc.period_start, acc.period_end
             resets_at = end
-        return AccountState(
-            user=user,
-            budget=acc.budget,
-            now=now,
-            spent=acc.spent,
-            reserved=acc.reserved,
-            period_start=start,
-            period_end=end,
-            resets_at=resets_at,
-            n_decisions=acc.n_decisions,
-            previous_decisions=acc.previous_decisions,
-            overrun=acc.overrun,
+        return AccountState(  # positional: a third cheaper than keywords (every query)
+            user,
+            acc.budget,
+            now,
+            acc.spent,
+            acc.reserved,
+            start,
+            end,
+            resets_at,
+            acc.n_decisions,
+            acc.previous_decisions,
+            acc.overrun,
         )
 
     def reserve(self, user: str, decision_id: str, amount: float) -> Reservation:
@@ -352,7 +356,9 @@ class InMemoryLedger:
         amount = _usd(amount, "a reservation")
         decision_id = str(decision_id)
         now = self.clock()
-        self._expire(now)
+        queue = self._queue
+        if queue and queue[0].created_at <= now - self.reservation_ttl:
+            self._expire(now)
         known = self._open.get(decision_id) or self._expired.get(decision_id)
         if known is None and decision_id in self._settled:
             known_user = self._settled[decision_id].user
@@ -364,7 +370,9 @@ class InMemoryLedger:
                 f"decision {decision_id!r} already holds {known.amount} USD for {known.user!r}; "
                 "use a fresh decision id."
             )
-        acc = self._account(user)
+        acc = self._accounts.get(user)
+        if acc is None:
+            acc = self._account(user)
         self._refresh(acc, now)
         left = acc.budget.amount_usd - acc.spent - acc.reserved
         if amount > left + EPS_USD * max(1.0, acc.budget.amount_usd):
@@ -394,7 +402,9 @@ class InMemoryLedger:
                 f"not {actual}; feedback is accepted once per decision."
             )
         now = self.clock()
-        self._expire(now)
+        queue = self._queue
+        if queue and queue[0].created_at <= now - self.reservation_ttl:
+            self._expire(now)
         r = self._open.pop(decision_id, None)
         late = False
         if r is None:

@@ -38,7 +38,7 @@ class EpsilonGreedy(LinearPolicy):
         self.epsilon = float(epsilon)
 
     def score(self, x: np.ndarray) -> ArmScores:
-        mean, width = self._mean_width(x)
+        mean, width, _ = self._mean_width(x)
         return ArmScores(self._arms, mean, width, mean)
 
     def choose(self, scores: ArmScores, allowed=None) -> Decision:

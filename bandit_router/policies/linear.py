@@ -8,12 +8,19 @@ from typing import Any
 
 import numpy as np
 
-from bandit_router.errors import ConfigurationError, DimensionMismatchError, StateError
+from bandit_router.errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    InvalidInputError,
+    StateError,
+)
 from bandit_router.policies.base import Policy
 from bandit_router.policies.drift import DriftWatch
 from bandit_router.policies.prior import ArmPrior
-from bandit_router.policies.ridge import ridge_arms
+from bandit_router.policies.ridge import RidgeArms, ridge_arms
 from bandit_router.policies.selection import Selection
+
+_F64 = np.dtype(np.float64)  # native float64 (``x.dtype is _F64``: one pointer comparison)
 
 
 def exploration_discount(
@@ -173,6 +180,8 @@ class LinearPolicy(Policy):
         self.state = ridge_arms(
             self.n_arms, self.dim, strength, theta0, self.forgetting, self.refactor_every
         )
+        # the float64 stationary state scores into its own buffers (``_mean_width``)
+        self._fast = type(self.state) is RidgeArms and self.state.dtype == np.float64
         # the strengths the arms started from, and the adaptive trust's statistics per arm:
         # (discounted) sum of squared rewards, count, updates since the last check
         self._lambda0 = strength.copy()
@@ -185,9 +194,13 @@ class LinearPolicy(Policy):
         # have if the prior is right (``_prior_worse``), ``(K, 4)``
         self._trust_pq = np.zeros((self.n_arms, 4))
         self._trust_scale = 1.0  # the joint test's scale on every arm's starting strength
+        # arm -> (key, (e, z2, rr)): the last eigen-decomposition of the arm's data
+        self._trust_memo: dict[int, tuple] = {}
         self.trust_events = 0
         # (x, x bytes, A_inv x per arm, theta'x, x'A_inv x) of the last scoring call
+        # (None, None, None for the last three: in the state's buffers, ``score_into``)
         self._cache: tuple | None = None
+        self._best = -2  # argmax of the last LinUCB values from the compiled score, -2: none
 
     # ---- priors ---------------------------------------------------------------------
     def _initial_priors(self, priors: Mapping[str, ArmPrior]) -> tuple[np.ndarray, np.ndarray]:
@@ -231,6 +244,7 @@ class LinearPolicy(Policy):
         self._trust_n = np.append(self._trust_n, 0.0)
         self._trust_since = np.append(self._trust_since, 0)
         self._trust_pq = np.vstack([self._trust_pq, np.zeros((1, 4))])
+        self._trust_memo.clear()
         self._cache = None
 
     def _remove_arm_state(self, k: int) -> None:
@@ -239,6 +253,7 @@ class LinearPolicy(Policy):
             setattr(self, name, np.delete(getattr(self, name), k))
         self._trust_pq = np.delete(self._trust_pq, k, axis=0)
         self._theta0_start = np.delete(self._theta0_start, k, axis=0)
+        self._trust_memo.clear()
         self._cache = None
 
     # ---- adaptive trust in the prior ------------------------------------------------
@@ -246,6 +261,46 @@ class LinearPolicy(Policy):
         """Every arm's current prior strength ``(K,)`` (below its starting one when the
         adaptive trust lowered it)."""
         return self.state.strength.copy()
+
+    def _trust_spectrum(
+        self, k: int, yy: float, theta0: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Arm ``k``'s data spectrum for the evidence: eigenvalues ``e`` ``(d,)`` of ``D``,
+        ``z2`` ``(d,)`` (the prior's residual ``c - D theta0`` in that basis, squared) and
+        ``rr`` (the sum of the prior's squared residuals), around the arm's prior mean or
+        ``theta0`` ``(d,)``.
+
+        One ``O(d^3)`` eigen-decomposition, kept until the arm's data changes (an update of
+        the arm; with forgetting, an update of any arm) or its strength does: a check then
+        costs one decomposition per arm updated since the last, not one per arm (the joint
+        test reads every arm). Another prior mean reuses it (``O(d^2)``). The same
+        arithmetic as without the memo, so the same values.
+        """
+        st = self.state
+        key = (
+            int(st.counts[k]),
+            float(st.strength[k]),
+            yy,
+            st.t if self.forgetting < 1.0 else 0,
+        )
+        hit = self._trust_memo.get(k)
+        if hit is None or hit[0] != key:
+            D, c = st.data_statistics(k)
+            e, V = np.linalg.eigh(0.5 * (D + D.T))
+            e = np.maximum(e, 0.0)
+            hit = (key, (D, c, e, V), {})
+            self._trust_memo[k] = hit
+        D, c, e, V = hit[1]
+        own = theta0 is None
+        if own and "own" in hit[2]:
+            return hit[2]["own"]
+        th0 = st.theta0[k] if own else theta0
+        Dth = D @ th0
+        rr = yy - 2.0 * float(th0 @ c) + float(th0 @ Dth)  # sum of the prior's residuals^2
+        z2 = (V.T @ (c - Dth)) ** 2
+        if own:
+            hit[2]["own"] = (e, z2, rr)
+        return e, z2, rr
 
     def _trust_evidence(
         self, k: int, grid: np.ndarray, theta0: np.ndarray | None = None
@@ -256,13 +311,7 @@ class LinearPolicy(Policy):
         yy = float(self._trust_yy[k])
         if not (np.isfinite(yy) and n >= 2.0):
             return None
-        D, c = self.state.data_statistics(k)
-        th0 = self.state.theta0[k] if theta0 is None else theta0
-        Dth = D @ th0
-        rr = yy - 2.0 * float(th0 @ c) + float(th0 @ Dth)  # sum of the prior's residuals^2
-        e, V = np.linalg.eigh(0.5 * (D + D.T))
-        e = np.maximum(e, 0.0)
-        z2 = (V.T @ (c - Dth)) ** 2
+        e, z2, rr = self._trust_spectrum(k, yy, theta0)
         L = grid[:, None]
         quad = np.maximum(rr - np.sum(z2 / (L + e), axis=1), 1e-12 * max(rr, 1e-300))
         return -0.5 * n * np.log(quad / n) - 0.5 * np.sum(np.log1p(e / L), axis=1)
@@ -297,18 +346,21 @@ class LinearPolicy(Policy):
             return
         lam0 = float(self._lambda0[k])
         floor = min(self.trust_floor, lam0)
+        cur = float(self.state.strength[k])
+        # a strength at the floor cannot be lowered (the grid starts at the floor): skip
         if (
             lam0 > floor
+            and cur > floor
             and self._trust_n[k] >= self.TRUST_MIN_ARM
             and self._prior_worse(np.array([k]))
         ):
-            cur = float(self.state.strength[k])
             grid = np.append(np.geomspace(floor, lam0, 25), cur)
             ll = self._trust_evidence(k, grid)
             if ll is not None:
                 i = int(ll[:-1].argmax())
                 if ll[i] - ll[-1] > self.trust_margin and grid[i] < cur:
                     self.state.set_strength(k, float(grid[i]))
+                    self._trust_memo.pop(k, None)
                     self.trust_events += 1
         self._check_trust_jointly()
 
@@ -324,6 +376,7 @@ class LinearPolicy(Policy):
         lam0 = self._lambda0
         floors = np.minimum(self.trust_floor, lam0)
         ratio = float((floors / lam0).min()) if len(lam0) else 1.0
+        # once dropped the prior stays dropped; at the lowest scale the drop is still tested
         if (
             ratio >= 1.0
             or self._trust_scale == 0.0
@@ -348,6 +401,7 @@ class LinearPolicy(Policy):
             self._trust_scale = 0.0
             for j in range(self.n_arms):
                 self.state.set_strength(j, float(floors[j]), theta0=pooled)
+            self._trust_memo.clear()  # the memo is keyed on strengths, not on prior means
             self.trust_events += 1
             return
         if total[i] - total[-1] > self.trust_margin and scales[i] < self._trust_scale:
@@ -355,6 +409,7 @@ class LinearPolicy(Policy):
             target = np.maximum(floors, self._trust_scale * lam0)
             for j in np.flatnonzero(self.state.strength > target * (1 + 1e-12)):
                 self.state.set_strength(int(j), float(target[j]))
+                self._trust_memo.pop(int(j), None)
             self.trust_events += 1
 
     # ---- scoring --------------------------------------------------------------------
@@ -362,19 +417,62 @@ class LinearPolicy(Policy):
     def exploration_scale(self) -> float:
         return self.watch.scale if self.watch is not None else 1.0
 
-    def _mean_width(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = self.check_context(x)
-        mean, var, U = self.state.mean_and_variance(x)
-        self._cache = (x, x.tobytes(), U, mean, var)
-        if self._offset:
-            mean = mean + self._offset
-        width = np.maximum(var, 0.0)  # a copy: var stays cached for the update
-        return mean, np.sqrt(width, out=width)
+    def _mean_width(
+        self, x: np.ndarray, alpha: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Means, widths and values ``width * alpha + mean`` (left empty when ``alpha`` is
+        None), rows of one new ``(3, K)`` array (the scores own it; nothing is reused)."""
+        st = self.state
+        if self._fast and type(x) is np.ndarray and x.dtype is _F64 and x.shape == self._shape:
+            # the float64 stationary state: the products go into its buffers, no copies;
+            # the update of the chosen arm reuses them (``update_scored``)
+            out = np.empty((3, st._var.shape[0]))
+            kern = st.kernels
+            if kern is not None:  # one compiled pass (the optional extra)
+                best = kern.score(
+                    st._M, x, st._Y, st._var, out, 0.0 if alpha is None else alpha, self._offset
+                )
+                if best == -1:
+                    raise InvalidInputError("context contains NaN or infinite values.")
+                self._cache = (x, x.tobytes(), None, None, None)
+                self._best = best  # the values' argmax (-2: numpy decides)
+                return out[0], out[1], out[2]
+            self._best = -2
+            if not st.score_into(x):
+                raise InvalidInputError("context contains NaN or infinite values.")
+            self._cache = (x, x.tobytes(), None, None, None)
+            mean, width, value = out[0], out[1], out[2]
+            if self._offset:
+                np.add(st._Ymean, self._offset, out=mean)
+            else:
+                mean[:] = st._Ymean
+            np.maximum(st._var, 0.0, out=width)
+            np.sqrt(width, out=width)
+        else:
+            self._best = -2
+            x = self.check_context(x)
+            mean, var, U = st.mean_and_variance(x)
+            self._cache = (x, x.tobytes(), U, mean, var)
+            if self._offset:
+                mean = mean + self._offset
+            width = np.maximum(var, 0.0)  # a copy: var stays cached for the update
+            np.sqrt(width, out=width)
+            value = np.empty_like(width)
+        if alpha is not None:
+            np.multiply(width, alpha, out=value)
+            value += mean
+        return mean, width, value
 
     # ---- learning -------------------------------------------------------------------
     def update(self, arm: str, x: np.ndarray, reward: float) -> None:
-        k = self.arm_index(arm)
-        r = self.check_reward(reward) - self._offset
+        k = self._index.get(arm)
+        if k is None:
+            k = self.arm_index(arm)  # raises
+        r = float(reward)
+        lo, hi = self.reward_range
+        if not (lo <= r <= hi):
+            r = self.check_reward(reward)  # raises
+        r -= self._offset
         if self.trust:
             g = 1.0
             if self.forgetting < 1.0:  # the data's discount once this event is counted
@@ -393,9 +491,12 @@ class LinearPolicy(Policy):
             self._trust_since[k] += 1
         cache = self._cache
         if cache is not None and x is cache[0] and x.tobytes() == cache[1]:
-            residual = self.state.update(
-                k, x, r, cache[2][k], float(cache[3][k]), float(cache[4][k])
-            )
+            if cache[2] is None:  # scored by ``score_into``: its buffers hold the products
+                residual = self.state.update_scored(k, x, r)
+            else:
+                residual = self.state.update(
+                    k, x, r, cache[2][k], float(cache[3][k]), float(cache[4][k])
+                )
         else:
             residual = self.state.update(k, self.check_context(x), r)
         self._cache = None
@@ -516,4 +617,5 @@ class LinearPolicy(Policy):
             self._trust_pq = np.zeros((K, 4))
         if self.drift:
             self.watch = pickle.loads(arrays["drift_watch"].tobytes())  # our own checksummed blob
+        self._trust_memo.clear()
         self._cache = None

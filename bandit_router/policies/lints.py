@@ -59,7 +59,7 @@ class LinTS(LinearPolicy):
         self._mc_rng: np.random.Generator | None = None
 
     def score(self, x: np.ndarray) -> ArmScores:
-        mean, width = self._mean_width(x)
+        mean, width, _ = self._mean_width(x)
         sd = (self.v * self.exploration_scale) * width
         value = mean + sd * self.rng.standard_normal(self.n_arms)
         return ArmScores(self._arms, mean, sd, value)

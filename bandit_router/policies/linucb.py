@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from bandit_router.errors import ConfigurationError
+from bandit_router.errors import ConfigurationError, InvalidInputError
 from bandit_router.policies.base import ArmScores, Decision
 from bandit_router.policies.linear import (
     LinearPolicy,
     discounted_values,
     exploration_discount,
 )
+from bandit_router.policies.selection import Selection
 
 
 class LinUCB(LinearPolicy):
@@ -57,10 +58,18 @@ class LinUCB(LinearPolicy):
         self.epsilon = float(epsilon)
 
     def score(self, x: np.ndarray) -> ArmScores:
-        mean, width = self._mean_width(x)
-        value = width * (self.alpha if self.watch is None else self.alpha * self.watch.scale)
-        value += mean
+        a = self.alpha if self.watch is None else self.alpha * self.watch.scale
+        mean, width, value = self._mean_width(x, a)
         return ArmScores(self._arms, mean, width, value)
+
+    def decide(self, x: np.ndarray, allowed=None) -> Decision:
+        scores = self.score(x)
+        if allowed is None and self.epsilon <= 0.0:  # every arm, no price: the argmax
+            k = self._best  # found by the compiled score (-2: not computed)
+            if k < 0:
+                k = int(scores.value.argmax())
+            return Decision.certain(self._arms[k], k, scores)
+        return self.choose(scores, allowed)
 
     def _priced(self, scores: ArmScores, sel) -> ArmScores:
         """Under a budget (``cost_aware``), the bonus ``alpha * width`` of each model times
@@ -72,7 +81,35 @@ class LinUCB(LinearPolicy):
         return ArmScores(scores.arms, scores.mean, scores.width, value)
 
     def choose(self, scores: ArmScores, allowed=None) -> Decision:
-        sel = self.selection(allowed)
+        if allowed is None and self.epsilon <= 0.0:  # every arm, no price: the argmax
+            k = int(scores.value.argmax())
+            return Decision.certain(self._arms[k], k, scores)
+        if type(allowed) is Selection and allowed.candidates.shape[0] == len(self._arms):
+            sel = allowed  # an allocator's (what ``selection`` checks, inline)
+        else:
+            sel = self.selection(allowed)
+        kern = self.state.kernels if self._fast else None
+        if (
+            kern is not None
+            and self.cost_aware
+            and self.epsilon <= 0.0
+            and sel.price is not None
+            and sel.surplus
+            and scores.value.shape == sel.price.shape
+        ):
+            # the allocator's priced selection in one compiled loop (the same floats and
+            # choice as ``_priced`` + ``Selection.exploit``; -2: not finite, numpy decides)
+            lo, hi = self.reward_range
+            value = np.empty_like(scores.value)
+            k = kern.priced_choice(
+                scores.value, scores.mean, sel.price, sel.candidates, sel.fallback, lo,
+                hi - lo, value,
+            )  # fmt: skip
+            if k != -2:
+                if k < 0:
+                    raise InvalidInputError("no model clears its price and there is no fallback.")
+                priced = ArmScores(scores.arms, scores.mean, scores.width, value)
+                return Decision.certain(self._arms[k], k, priced)
         return self._epsilon_choice(self._priced(scores, sel), sel, self.epsilon)
 
     def action_probabilities(self, scores: ArmScores, allowed=None) -> np.ndarray:
