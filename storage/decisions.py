@@ -81,7 +81,20 @@ def _decision_id(value: Any) -> str:
 def _scores(scores: Any) -> dict[str, Any]:
     if not isinstance(scores, Mapping):  # the Router hands a lazy Mapping, not a dict
         raise InvalidInputError(f"scores must map model -> {{mean, width, value}}, got {scores!r}.")
-    return to_jsonable({k: dict(v) if isinstance(v, Mapping) else v for k, v in scores.items()})
+    out: dict[str, Any] = {}
+    for k, v in scores.items():
+        if type(k) is str and type(v) is dict:  # the router's: {model: {name: float}}, fast
+            row: dict[str, Any] | None = {}
+            for n, f in v.items():
+                if type(n) is not str or type(f) is not float:
+                    row = None
+                    break
+                row[n] = f if math.isfinite(f) else None  # type: ignore[index]
+            if row is not None:
+                out[k] = row
+                continue
+        out[str(k)] = to_jsonable(dict(v) if isinstance(v, Mapping) else v)
+    return out
 
 
 def _propensity(p: Any) -> float | None:

@@ -104,7 +104,7 @@ class RawSql:
 
     def _transaction(self, what: str, begin: str) -> Iterator[Any]:
         conn = self._connect()
-        ok = False
+        ok = broken = False
         try:
             cur = conn.cursor()
             try:
@@ -118,12 +118,14 @@ class RawSql:
                     try:
                         conn.rollback()
                     except self._dbapi_error:  # a broken connection: the pool drops it
+                        broken = True
                         conn.invalidate()
-                cur.close()
+                if not broken:
+                    cur.close()
         except (BanditRouterError, Fallback):
             raise
         except self._dbapi_error as exc:
-            if isinstance(exc, self._operational):
+            if isinstance(exc, self._operational) and not broken:
                 conn.invalidate()
             raise self._error(exc, what) from exc
         finally:

@@ -96,6 +96,11 @@ class ServiceState:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     #: ``bandit_router.sync.StoreSync`` of this process (SQL stores only), or None
     sync: Any | None = None
+    #: the router's lock when its calls may run on the event loop (``inline_store_calls``)
+    inline_lock: Any | None = None
+    #: how many router calls ran on the event loop / went to the thread pool
+    inline_calls: int = 0
+    pooled_calls: int = 0
 
     def http(self) -> httpx.AsyncClient:
         """The upstream client (made by the app's lifespan, or here on first use)."""
@@ -109,3 +114,18 @@ class ServiceState:
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking call (the router, the key store) in the thread pool."""
         return await run_in_threadpool(fn, *args, **kwargs)
+
+    async def router_call(self, fn: Callable[[], T]) -> T:
+        """Run a call of the router: on the event loop when inline calls are on and the
+        router's lock is free at once (a short local transaction: the thread hop and the
+        GIL hand-over back cost more than the call), else in the thread pool (the router
+        is busy with another call, a sync round or a snapshot; or a remote database)."""
+        lock = self.inline_lock
+        if lock is not None and lock.acquire(blocking=False):
+            try:
+                self.inline_calls += 1
+                return fn()
+            finally:
+                lock.release()
+        self.pooled_calls += 1
+        return await run_in_threadpool(fn)
