@@ -25,6 +25,7 @@ SQL is written once with ``:name`` parameters (SQLite's style) and translated to
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +41,9 @@ from bandit_router.storage.errors import StorageError
 class Fallback(Exception):
     """Raised inside a fast-path transaction when the general path must do the work."""
 
+
+#: DBAPI connections a SQLite store keeps for its fast path (the pool has 5 + 10 overflow)
+_KEEP = 3
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -58,6 +62,13 @@ class RawSql:
         #: the driver's IntegrityError (a duplicate key)
         self.integrity_error: type[BaseException] = engine.dialect.loaded_dbapi.IntegrityError
         self._cache: dict[str, str] = {}
+        # SQLite file: up to ``_KEEP`` DBAPI connections stay checked out of the pool and are
+        # reused (a pool checkout and check-in cost about as much as a short statement);
+        # PostgreSQL keeps the pool's pre-ping on every checkout
+        self._idle: list[Any] | None = None
+        if not self.postgres and engine.url.database not in (None, "", ":memory:"):
+            self._idle = []
+        self._idle_lock = threading.Lock()
 
     def sql(self, text: str) -> str:
         """``text`` in the driver's parameter style (cached)."""
@@ -68,6 +79,10 @@ class RawSql:
         return out
 
     def _connect(self) -> Any:
+        if self._idle:
+            with self._idle_lock:
+                if self._idle:
+                    return self._idle.pop()
         try:
             return self.engine.raw_connection()
         except (SQLAlchemyError, self._dbapi_error) as exc:  # the pool raises the driver's
@@ -126,10 +141,27 @@ class RawSql:
             raise
         except self._dbapi_error as exc:
             if isinstance(exc, self._operational) and not broken:
+                broken = True
                 conn.invalidate()
             raise self._error(exc, what) from exc
         finally:
-            conn.close()
+            self._release(conn, broken)
+
+    def _release(self, conn: Any, broken: bool) -> None:
+        if self._idle is not None and not broken:
+            with self._idle_lock:
+                if len(self._idle) < _KEEP:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    def close(self) -> None:
+        """Return the kept connections to the pool (before the engine is disposed)."""
+        if self._idle is not None:
+            with self._idle_lock:
+                idle, self._idle[:] = list(self._idle), []
+            for conn in idle:
+                conn.close()
 
 
 __all__ = ["Fallback", "RawSql"]

@@ -226,6 +226,7 @@ async def decide(
         route = await state.router_call(go)
     state.metrics.route_latency.observe(time.perf_counter() - t0)
     if route.ok:
+        state.routed_at.put(route.decision_id, router.clock())
         state.metrics.decision(route.model, route.reason, route.estimated_cost)
     else:
         state.metrics.refusals.labels(route.reason).inc()
@@ -280,8 +281,10 @@ async def give_feedback(
         res = router.feedback(decision_id, reward, cost=cost, usage=usage, user=user)
         created = None
         if not res.duplicate:
-            d = router.stores.decisions.get(decision_id)
-            created = None if d is None else d.created_at
+            created = state.routed_at.pop(decision_id)
+            if created is None:  # routed before a restart, or by another process
+                d = router.stores.decisions.get(decision_id)
+                created = None if d is None else d.created_at
         return res, created
 
     res, created = await state.router_call(go)

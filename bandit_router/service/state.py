@@ -79,6 +79,33 @@ class UsageBook:
             self._d.pop(decision_id, None)
 
 
+class RecentTimes:
+    """decision id -> when this app routed it, the newest ``maxsize`` kept: the feedback
+    delay metric then needs no read of the decision (after a restart, or for a decision
+    another process routed, the caller reads it).
+
+    >>> t = RecentTimes(maxsize=1)
+    >>> t.put("a", 1.0); t.put("b", 2.0)
+    >>> t.pop("a"), t.pop("b"), t.pop("b")
+    (None, 2.0, None)
+    """
+
+    def __init__(self, maxsize: int = 200_000) -> None:
+        self.maxsize = int(maxsize)
+        self._d: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, decision_id: str, t: float) -> None:
+        with self._lock:
+            self._d[decision_id] = t
+            if len(self._d) > self.maxsize:
+                self._d.popitem(last=False)
+
+    def pop(self, decision_id: str) -> float | None:
+        with self._lock:
+            return self._d.pop(decision_id, None)
+
+
 @dataclass
 class ServiceState:
     """Everything the routes share; ``app.state.service``."""
@@ -90,6 +117,7 @@ class ServiceState:
     batcher: BatchingEmbedder | None
     upstreams: dict[str, Upstream]
     usage: UsageBook = field(default_factory=UsageBook)
+    routed_at: RecentTimes = field(default_factory=RecentTimes)
     client: httpx.AsyncClient | None = None
     transport: httpx.AsyncBaseTransport | None = None
     ready: bool = True
