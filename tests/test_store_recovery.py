@@ -31,6 +31,7 @@ def _run_with_kills(url: str, seed: int) -> int:
     rng = np.random.default_rng(seed)
     ctx = mp.get_context("fork")
     hits = 0
+    progress = -1  # the last event a learner reported done
     for attempt in range(KILLS + 1):
         parent, child_end = ctx.Pipe()
         child = ctx.Process(target=learner_main, args=(url, N_EVENTS, child_end))
@@ -38,7 +39,18 @@ def _run_with_kills(url: str, seed: int) -> int:
         try:
             assert parent.poll(120) and parent.recv() == "ready", "the learner did not start"
             if attempt < KILLS:
-                time.sleep(rng.uniform(0.02, 0.5))
+                # a random moment of its work (however fast it is): just after a random
+                # event, plus up to a few milliseconds into the next one
+                # (among the events not done yet: a restarted learner skips those quickly)
+                target = int(rng.integers(min(progress + 1, N_EVENTS - 2), N_EVENTS - 1))
+                done = -1
+                while done < target and parent.poll(60):
+                    try:
+                        done = parent.recv()
+                    except EOFError:
+                        break
+                progress = max(progress, done)
+                time.sleep(rng.uniform(0.0, 0.003))
                 if child.is_alive():
                     os.kill(child.pid, signal.SIGKILL)
                     hits += 1

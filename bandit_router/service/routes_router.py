@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bandit_router.service.auth import current_user
 from bandit_router.service.errors import ServiceError
+from bandit_router.service.fastjson import OrjsonRoute
 from bandit_router.service.state import ServiceState
 
-api = APIRouter(tags=["router"])
+api = APIRouter(tags=["router"], route_class=OrjsonRoute)
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 USD = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -211,7 +212,7 @@ async def decide(
                 allowed=allowed, max_cost=max_cost, input_tokens=n,
             )  # fmt: skip
 
-        route = await state.blocking(direct)
+        route = await state.router_call(direct)
     else:
         text = router.text_of(prompt, messages)  # validates; cheap
         vec = await state.batcher.embed(text)
@@ -222,9 +223,10 @@ async def decide(
                 user, embedding=vec, allowed=allowed, max_cost=max_cost, input_tokens=tokens
             )
 
-        route = await state.blocking(go)
+        route = await state.router_call(go)
     state.metrics.route_latency.observe(time.perf_counter() - t0)
     if route.ok:
+        state.routed_at.put(route.decision_id, router.clock())
         state.metrics.decision(route.model, route.reason, route.estimated_cost)
     else:
         state.metrics.refusals.labels(route.reason).inc()
@@ -279,11 +281,13 @@ async def give_feedback(
         res = router.feedback(decision_id, reward, cost=cost, usage=usage, user=user)
         created = None
         if not res.duplicate:
-            d = router.stores.decisions.get(decision_id)
-            created = None if d is None else d.created_at
+            created = state.routed_at.pop(decision_id)
+            if created is None:  # routed before a restart, or by another process
+                d = router.stores.decisions.get(decision_id)
+                created = None if d is None else d.created_at
         return res, created
 
-    res, created = await state.blocking(go)
+    res, created = await state.router_call(go)
     if not res.duplicate:
         delay = None if created is None else max(router.clock() - created, 0.0)
         state.metrics.feedback(res.model, res.reward, delay, res.cost)

@@ -167,6 +167,10 @@ class ServiceSettings:
     key_cache_s         how long a verified API key is remembered (hashing is slow on
                         purpose); a revoked key stops working after at most that long
                         (at once when revoked through this app)
+    inline_store_calls  run ``route`` / ``feedback`` on the event loop when the router is
+                        not busy (no thread hop; one SQLite route takes well under a
+                        millisecond), else in the thread pool; None (default): on SQLite
+                        and in-memory stores, not on PostgreSQL (network round trips)
 
     >>> ServiceSettings().retry_next_best, ServiceSettings().max_batch
     (True, 64)
@@ -184,6 +188,7 @@ class ServiceSettings:
     expire_interval_s: float | None = 60.0
     key_cache_s: float = 60.0
     sync_interval_s: float | None = 1.0
+    inline_store_calls: bool | None = None
 
     def __post_init__(self) -> None:
         if self.admin_key is not None and (
@@ -247,6 +252,11 @@ class ServiceSettings:
                 self,
                 "sync_interval_s",
                 _positive(self.sync_interval_s, "service.sync_interval_s"),
+            )
+        if self.inline_store_calls is not None and not isinstance(self.inline_store_calls, bool):
+            raise ConfigurationError(
+                "service.inline_store_calls must be true, false or left out (auto), got "
+                f"{self.inline_store_calls!r}."
             )
 
     def check_models(self, models: Sequence[str]) -> None:

@@ -79,6 +79,33 @@ class UsageBook:
             self._d.pop(decision_id, None)
 
 
+class RecentTimes:
+    """decision id -> when this app routed it, the newest ``maxsize`` kept: the feedback
+    delay metric then needs no read of the decision (after a restart, or for a decision
+    another process routed, the caller reads it).
+
+    >>> t = RecentTimes(maxsize=1)
+    >>> t.put("a", 1.0); t.put("b", 2.0)
+    >>> t.pop("a"), t.pop("b"), t.pop("b")
+    (None, 2.0, None)
+    """
+
+    def __init__(self, maxsize: int = 200_000) -> None:
+        self.maxsize = int(maxsize)
+        self._d: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, decision_id: str, t: float) -> None:
+        with self._lock:
+            self._d[decision_id] = t
+            if len(self._d) > self.maxsize:
+                self._d.popitem(last=False)
+
+    def pop(self, decision_id: str) -> float | None:
+        with self._lock:
+            return self._d.pop(decision_id, None)
+
+
 @dataclass
 class ServiceState:
     """Everything the routes share; ``app.state.service``."""
@@ -90,12 +117,18 @@ class ServiceState:
     batcher: BatchingEmbedder | None
     upstreams: dict[str, Upstream]
     usage: UsageBook = field(default_factory=UsageBook)
+    routed_at: RecentTimes = field(default_factory=RecentTimes)
     client: httpx.AsyncClient | None = None
     transport: httpx.AsyncBaseTransport | None = None
     ready: bool = True
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     #: ``bandit_router.sync.StoreSync`` of this process (SQL stores only), or None
     sync: Any | None = None
+    #: the router's lock when its calls may run on the event loop (``inline_store_calls``)
+    inline_lock: Any | None = None
+    #: how many router calls ran on the event loop / went to the thread pool
+    inline_calls: int = 0
+    pooled_calls: int = 0
 
     def http(self) -> httpx.AsyncClient:
         """The upstream client (made by the app's lifespan, or here on first use)."""
@@ -109,3 +142,18 @@ class ServiceState:
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking call (the router, the key store) in the thread pool."""
         return await run_in_threadpool(fn, *args, **kwargs)
+
+    async def router_call(self, fn: Callable[[], T]) -> T:
+        """Run a call of the router: on the event loop when inline calls are on and the
+        router's lock is free at once (a short local transaction: the thread hop and the
+        GIL hand-over back cost more than the call), else in the thread pool (the router
+        is busy with another call, a sync round or a snapshot; or a remote database)."""
+        lock = self.inline_lock
+        if lock is not None and lock.acquire(blocking=False):
+            try:
+                self.inline_calls += 1
+                return fn()
+            finally:
+                lock.release()
+        self.pooled_calls += 1
+        return await run_in_threadpool(fn)
