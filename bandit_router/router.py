@@ -517,6 +517,13 @@ class Router:
         """A router on ``stores`` in the state its latest snapshot and feedback log give."""
         return cls.from_config(config, stores, **kwargs)
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The re-entrant lock ``route`` and ``feedback`` hold: the service tries it
+        without blocking to learn whether a call would run at once (then it runs on the
+        event loop) or wait (then in a worker thread)."""
+        return self._lock
+
     # ---- models and users ----------------------------------------------------------------
     @property
     def models(self) -> list[str]:

@@ -170,9 +170,8 @@ def create_app(
     inline = settings.inline_store_calls
     if inline is None:  # auto: local stores (SQLite, memory), not a database over the network
         inline = engine is None or engine.dialect.name == "sqlite"
-    lock = getattr(router, "_lock", None)  # the Router's re-entrant lock of route / feedback
-    if inline and hasattr(lock, "acquire"):
-        state.inline_lock = lock
+    if inline:
+        state.inline_lock = router.lock  # the Router's re-entrant lock of route / feedback
     if settings.sync_interval_s is not None and engine is not None and _shared(engine):
         from bandit_router.sync import StoreSync
 
