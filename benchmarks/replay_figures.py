@@ -31,10 +31,12 @@ strengths), by mean reward without a budget over ``--tune-seeds`` seeds (20), on
   benchmarks repeat some prompts).
 
 The figures show the tuned policies; the tables also keep the default hyper-parameters
-(alpha 1, v 0.5, epsilon 0.1, learned lambda) on the same replay, and ``prior only`` (the
-prior's greedy choice, never updated) as a reference.
+(alpha 1, v 0.5, epsilon 0.1, the prior's strength for routing, adaptive trust) on the
+same replay, and ``prior only`` (the prior's greedy choice, never updated, trust off) as a
+reference.
 
-Run (about 2 minutes on two cores once the embeddings are cached)::
+Run (about 10 to 16 minutes on two busy cores once the embeddings are cached, most of it
+mmlu; the data folder is ``../shared/data`` or ``$BANDIT_ROUTER_SHARED_DATA``)::
 
     python benchmarks/replay_figures.py --seeds 5
     python benchmarks/replay_figures.py --only gsm8k --seeds 2     # one table, quick
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,14 +55,15 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("BANDIT_ROUTER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUT = ROOT / "docs" / "figures"
 
 POLICIES = ["pilot", "pilot-ts", "linucb", "lints", "epsilon-greedy", "random", "fixed:best"]
 #: the policies with hyper-parameters (tuned); the others run once and serve both tables
 TUNED = ["pilot", "pilot-ts", "linucb", "lints", "epsilon-greedy"]
-#: the prior's greedy choice, never updated (alpha 0, every lambda_a x 1e6): a reference
-PRIOR_ONLY = {"alpha": 0.0, "prior_scale": 1e6}
+#: the prior's greedy choice, never updated (alpha 0, every lambda_a x 1e6, no adaptive trust,
+#: which would otherwise drop a poor prior such as mmlu's): a reference
+PRIOR_ONLY = {"alpha": 0.0, "prior_scale": 1e6, "trust": False}
 SHOWN = [*POLICIES, "prior only"]
 BUDGETS = [0.1, 0.25, 0.5, 1.0]
 TUNE_SEED0 = 100  # tuning seeds are 100, 101, ... (the figure seeds are 0, 1, ...)
@@ -493,7 +497,8 @@ def summary_markdown(df: pd.DataFrame, infos: dict | None = None) -> str:
         "over the first 10% of the stream (no budget); AIQ over the budget sweep. Learning "
         "policies use hyper-parameters tuned on a separate tuning set (see each table's "
         "*tuning* line and `replay_info.json`); the second table of each dataset replays the "
-        "same stream with the defaults (alpha 1, v 0.5, epsilon 0.1, learned lambda)."
+        "same stream with the defaults (alpha 1, v 0.5, epsilon 0.1, the prior's strength "
+        "for routing)."
     ]
     for name, d in df.groupby("table", sort=False):
         lines.append(
