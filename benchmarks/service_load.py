@@ -120,6 +120,19 @@ def run_fake_upstream(port: int) -> None:
 # ---- processes -------------------------------------------------------------------------------
 
 
+def stop_processes(procs: list[subprocess.Popen], grace_s: float) -> None:
+    """SIGTERM every process still running (a server writes its snapshot), then wait up
+    to ``grace_s`` seconds for each before killing it."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -720,14 +733,7 @@ def scaleout_main(args: argparse.Namespace) -> None:
                                         "in_worker_max": round(float(np.max(in_ms)), 1),
                                         "in_worker_n": len(inside)}})  # fmt: skip
             finally:
-                for p in procs:
-                    if p.poll() is None:
-                        p.send_signal(signal.SIGTERM)
-                for p in procs:
-                    try:
-                        p.wait(timeout=90)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
+                stop_processes(procs, 90.0)
                 with admin.connect() as conn:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
@@ -850,14 +856,7 @@ def main() -> None:
                 main_async(args, f"http://127.0.0.1:{port}", m.group(1), upstream)
             )
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-            for p in procs:
-                try:
-                    p.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs, 60.0)
             log.close()
     meta = {
         "clients": CLIENTS,

@@ -40,6 +40,31 @@ DEMO_PRIOR_DIM = 32
 DEMO_USER = "demo"
 ADMIN_HASH_FILE = "admin_key.sha256"
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def graceful_server_class() -> type:
+    """uvicorn's ``Server`` whose SIGINT / SIGTERM end in the graceful shutdown only: uvicorn's
+    own ``capture_signals`` re-raises the signal after it, which would end the process
+    before its snapshot is written. Built when called, so uvicorn is imported by ``serve``
+    only (``serve`` and each ``--workers`` process use it)."""
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            old = {s: signal.signal(s, self.handle_exit) for s in _SIGNALS}
+            try:
+                yield
+            finally:
+                for s, handler in old.items():
+                    signal.signal(s, handler)
+
+    return GracefulServer
+
+
 SHUTDOWN_GRACE_S = 10.0
 
 
@@ -447,7 +472,7 @@ def run(
         url = f"http://{shown_host}:{cfg.port}"
         text_db = display_url(url_db)
 
-        class _Server(uvicorn.Server):
+        class _Server(graceful_server_class()):
             async def startup(self, sockets: Any = None) -> None:
                 await super().startup(sockets=sockets)
                 if self.started:
@@ -464,20 +489,6 @@ def run(
                         )
                     )
                     sys.stdout.flush()
-
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                # uvicorn's own version re-raises SIGTERM / SIGINT after the graceful
-                # shutdown, which would kill the process before the snapshot is written
-                if threading.current_thread() is not threading.main_thread():
-                    yield
-                    return
-                old = {s: signal.signal(s, self.handle_exit) for s in _SIGNALS}
-                try:
-                    yield
-                finally:
-                    for s, handler in old.items():
-                        signal.signal(s, handler)
 
         server = _Server(
             uvicorn.Config(

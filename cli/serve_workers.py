@@ -22,21 +22,18 @@ bandit_router.cli.serve.StartupRefused: --workers 4 needs a PostgreSQL database 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import multiprocessing as mp
 import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from bandit_router.cli.serve import (
-    _SIGNALS,
     SHUTDOWN_GRACE_S,
     StartupRefused,
     admin_key_status,
@@ -45,6 +42,7 @@ from bandit_router.cli.serve import (
     ensure_demo_user,
     final_snapshot,
     generate_admin_key,
+    graceful_server_class,
     stored_admin_hash,
 )
 
@@ -104,19 +102,7 @@ def worker_main(cfg: Any, sock: socket.socket, index: int) -> None:
         settings = dataclasses.replace(cfg.service, admin_key=admin, admin_key_hash=admin_hash)
         app = create_app(router, settings, keys=DirectoryKeyStore(stores.users))
 
-        class _Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                # uvicorn re-raises SIGTERM after its graceful shutdown, which would end
-                # the worker before its snapshot is written
-                old = {s: signal.signal(s, self.handle_exit) for s in _SIGNALS}
-                try:
-                    yield
-                finally:
-                    for s, handler in old.items():
-                        signal.signal(s, handler)
-
-        server = _Server(
+        server = graceful_server_class()(
             uvicorn.Config(
                 app,
                 log_level="warning",
