@@ -79,6 +79,17 @@ def _start(ctx, url, w, n_workers, n_events):
     return p, parent
 
 
+def _collect(procs) -> list[dict]:
+    """Every worker's reported state, once it has finished cleanly."""
+    states = []
+    for p, pipe in procs:
+        assert pipe.poll(180), "a worker did not finish"  # a guard, not a speed limit
+        states.append(pipe.recv())
+        p.join(30)
+        assert p.exitcode == 0
+    return states
+
+
 def _assert_same(state: dict, ref: dict) -> None:
     assert state["n_updates"] == ref["n_updates"] == N_EVENTS  # none lost, none twice
     assert state["last"] == ref["last"]
@@ -92,12 +103,7 @@ def test_processes_converge_to_one_learner(n_workers):
     with temporary_postgres_database(postgres_url()) as url:
         open_router_stores(url).close()  # migrate once, before the workers race
         procs = [_start(ctx, url, w, n_workers, N_EVENTS) for w in range(n_workers)]
-        states = []
-        for p, pipe in procs:
-            assert pipe.poll(90), "a worker did not finish"
-            states.append(pipe.recv())
-            p.join(30)
-            assert p.exitcode == 0
+        states = _collect(procs)
         ref = _reference(url)
         assert sorted(f.decision_id for f in ref["log"]) == [f"e{i:06d}" for i in range(N_EVENTS)]
         assert len({f.model for f in ref["log"]}) > 1  # the scenario is not trivial
@@ -113,7 +119,12 @@ def test_kill_9_of_one_worker_loses_nothing_and_applies_nothing_twice():
         open_router_stores(url).close()
         procs = [_start(ctx, url, w, 3, N_EVENTS) for w in range(3)]
         victim, _ = procs[0]
-        time.sleep(0.15)
+        # kill mid-traffic: as soon as the victim has fed back its first event (its events
+        # are 0, 3, 6, ...; a fixed delay could outlast all of them on a fast machine)
+        with open_router_stores(url) as watch:
+            deadline = time.monotonic() + 180  # a guard against a hang, not a speed limit
+            while watch.decisions.feedback_for("e000000") is None and time.monotonic() < deadline:
+                time.sleep(0.002)
         assert victim.is_alive(), "the victim finished before the kill; the test proves nothing"
         os.kill(victim.pid, signal.SIGKILL)
         victim.join(30)
@@ -121,12 +132,7 @@ def test_kill_9_of_one_worker_loses_nothing_and_applies_nothing_twice():
         # a restarted worker takes over the victim's events (finishing a decision the kill
         # left without feedback) and restores from the latest snapshot + the log
         procs[0] = _start(ctx, url, 0, 3, N_EVENTS)
-        states = []
-        for p, pipe in procs:
-            assert pipe.poll(90), "a worker did not finish"
-            states.append(pipe.recv())
-            p.join(30)
-            assert p.exitcode == 0
+        states = _collect(procs)
         ref = _reference(url)
         ids = [f.decision_id for f in ref["log"]]
         assert sorted(ids) == [f"e{i:06d}" for i in range(N_EVENTS)]  # each exactly once
