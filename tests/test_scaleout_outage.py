@@ -35,6 +35,14 @@ from tests.test_store_support import event, make_router
 pytestmark = pytest.mark.postgres
 
 
+def until(condition, guard_s: float = 180.0) -> None:
+    """Wait until ``condition()`` holds; ``guard_s`` is a guard against a hang, not a speed
+    limit (the assertions after the wait say what failed)."""
+    deadline = time.monotonic() + guard_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def _pg_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not found:
@@ -147,7 +155,7 @@ def test_database_restart_mid_traffic(server):
         t = threading.Thread(target=traffic)
         t.start()
         try:
-            time.sleep(0.5)
+            until(lambda: len(acked) >= 5)  # traffic is flowing
             n_before = len(acked)
             assert n_before > 0
             server.stop("fast")  # terminates every connection
@@ -164,18 +172,13 @@ def test_database_restart_mid_traffic(server):
             assert fb.json()["error"]["code"] == "store_unavailable"
             assert "Nothing was recorded" in fb.json()["error"]["message"]
             assert fb.headers["retry-after"]
-            for _ in range(1200):
-                if not sync.healthy:
-                    break
-                time.sleep(0.05)
+            until(lambda: not sync.healthy and bool(errors))
             assert not sync.healthy and sync.last_error
             assert "router_store_up 0.0" in client.get("/metrics").text
             assert errors, "no request failed during the outage"
             assert all("unreachable" in m or "refused" in m for m in errors)
             server.start()
-            deadline = time.monotonic() + 180  # a guard against a hang, not a speed limit
-            while time.monotonic() < deadline and (len(acked) < n_before + 20 or pending):
-                time.sleep(0.05)
+            until(lambda: len(acked) >= n_before + 20 and not pending)
         finally:
             stop.set()
             t.join(30)
