@@ -70,12 +70,15 @@ from bandit_router.stores_memory import memory_stores, record_maker, same_feedba
 # ---- decision ids ----------------------------------------------------------------------------
 
 _uuid_lock = threading.Lock()
-_uuid_last = [0, 0]  # (ms, counter) of the last id, so ids are strictly increasing
-# random bits for the ids, read from os.urandom 4 KiB at a time (one system call per 512
-# ids instead of one per id); (pool, position of the next unused 8 bytes)
-_uuid_pool = [b"", 0]
+# (ms, counter, text of the ms) of the last id, so ids are strictly increasing and the
+# timestamp's hex is formatted once per millisecond
+_uuid_last: list = [0, 0, ""]
+# random hex digits for the ids, from os.urandom 4 KiB at a time (one system call per 512
+# ids instead of one per id); (pool, position of the next unused 16 digits)
+_uuid_pool: list = ["", 0]
 _POOL_BYTES = 4096
-_RAND_MASK = (1 << 62) - 1
+#: a random hex digit -> the UUID variant digit ``10xx`` keeping its two low bits
+_VARIANT = {f"{i:x}": "89ab"[i & 3] for i in range(16)}
 
 
 def uuid7() -> str:
@@ -83,27 +86,28 @@ def uuid7() -> str:
     62 random bits, so ids made by one process sort in creation order.
 
     >>> a, b = uuid7(), uuid7()
-    >>> a < b, a[14], len(a)
-    (True, '7', 36)
+    >>> a < b, a[14], a[19] in "89ab", len(a)
+    (True, '7', True, 36)
     """
     with _uuid_lock:
         ms = time.time_ns() // 1_000_000
-        last_ms, counter = _uuid_last
+        last_ms, counter, head = _uuid_last
         if ms <= last_ms:
             ms, counter = last_ms, counter + 1
             if counter > 0xFFF:  # 4096 ids in one millisecond: borrow the next one
                 ms, counter = ms + 1, 0
         else:
             counter = 0
+        if ms != last_ms:
+            h = "%012x" % ms
+            head = _uuid_last[2] = f"{h[:8]}-{h[8:]}-7"
         _uuid_last[0], _uuid_last[1] = ms, counter
         pool, i = _uuid_pool
         if i >= len(pool):
-            pool, i = os.urandom(_POOL_BYTES), 0
+            pool, i = os.urandom(_POOL_BYTES).hex(), 0
             _uuid_pool[0] = pool
-        _uuid_pool[1] = i + 8
-    rand = int.from_bytes(pool[i : i + 8], "big") & _RAND_MASK
-    h = "%032x" % ((ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        _uuid_pool[1] = i + 16
+    return f"{head}{counter:03x}-{_VARIANT[pool[i]]}{pool[i + 1 : i + 4]}-{pool[i + 4 : i + 16]}"
 
 
 def counter_ids(prefix: str = "") -> Callable[[], str]:

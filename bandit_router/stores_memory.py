@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from typing import Any
 
 from bandit_router.budget.clock import Clock, system_clock
@@ -31,6 +30,7 @@ from bandit_router.errors import (
     InvalidInputError,
     UnknownDecisionError,
 )
+from bandit_router.records import record_maker
 from bandit_router.stores import (
     DecisionRecord,
     FeedbackOutcome,
@@ -61,33 +61,6 @@ def same_feedback(a: FeedbackRecord, b: FeedbackRecord) -> bool:
     if a.reward is not None and abs(float(a.reward) - float(b.reward)) > 1e-12:
         return False
     return abs(float(a.cost) - float(b.cost)) <= 1e-12 * max(1.0, abs(float(a.cost)))
-
-
-def record_maker(cls: type) -> Callable[..., Any]:
-    """A constructor of the frozen dataclass ``cls`` from all its fields, positionally,
-    without the per-field ``object.__setattr__`` of the generated ``__init__`` (3x cheaper
-    for a 15-field record on the route path). Only for plain frozen dataclasses: no
-    ``__slots__``, no ``__post_init__``; anything else gets ``cls`` itself. The object is
-    equal to ``cls(*values)`` (``tests/test_router_speed.py``).
-
-    >>> import numpy as np
-    >>> make = record_maker(FeedbackRecord)
-    >>> x = np.zeros(2)
-    >>> rec = make("d", 1.0, 0.5, 0.0, "m", x, "u", False, 0)
-    >>> rec == FeedbackRecord("d", 1.0, 0.5, 0.0, "m", x, "u")
-    True
-    """
-    if "__slots__" in cls.__dict__ or hasattr(cls, "__post_init__"):
-        return cls
-    names = tuple(f.name for f in fields(cls))
-    new = object.__new__
-
-    def make(*values: Any) -> Any:
-        obj = new(cls)
-        obj.__dict__.update(zip(names, values, strict=True))
-        return obj
-
-    return make
 
 
 _make_feedback = record_maker(FeedbackRecord)

@@ -10,6 +10,7 @@ import pytest
 from bandit_router.budget import Budget, BudgetAllocator
 from bandit_router.budget.costs import CostModel
 from bandit_router.catalogue import ModelSpec
+from bandit_router.budget.ledger import AccountState, Reservation, Settlement
 from bandit_router.router import FeedbackResult, Route, uuid7
 from bandit_router.stores import DecisionRecord, FeedbackRecord
 from bandit_router.stores_memory import record_maker
@@ -21,6 +22,10 @@ VALUES = {
     FeedbackRecord: ("d", 1.0, 0.02, 3.0, "m", X, "u", False, 7),
     Route: ("d", "u", "m", 0.01, 1.0, "admitted", None, 0.5, 9.0, {}, 0.3, ""),
     FeedbackResult: ("d", "m", 1.0, 0.02, 0.01, 7, False, True, False),
+    AccountState: ("u", Budget(1.0, "daily"), 5.0, 0.2, 0.1, 0.0, 86_400.0, 86_400.0, 3, None,
+                   0.0),
+    Reservation: ("d", "u", 0.01, 5.0, 0.0),
+    Settlement: ("d", "u", 0.01, 0.02, True),
 }  # fmt: skip
 
 
@@ -29,6 +34,8 @@ def test_record_maker_builds_what_the_constructor_builds(cls):
     made = record_maker(cls)(*VALUES[cls])
     want = cls(*VALUES[cls])
     assert type(made) is cls and made == want
+    for f in dataclasses.fields(cls):  # every field holds the very value given
+        assert getattr(made, f.name) is getattr(want, f.name), f.name
     assert dataclasses.asdict(made).keys() == dataclasses.asdict(want).keys()
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.user = "other"  # still frozen
@@ -47,9 +54,13 @@ def test_record_maker_refuses_shortcuts_it_cannot_take():
             if self.a < 0:
                 raise ValueError("negative")
 
-    assert record_maker(Slotted) is Slotted
-    assert record_maker(Checked) is Checked
-    with pytest.raises(ValueError):  # every field, positionally
+    made = record_maker(Slotted)(3)  # slots: written through their descriptors
+    assert type(made) is Slotted and made == Slotted(3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.a = 4
+    assert record_maker(Checked) is Checked  # its check must run: no shortcut
+    assert record_maker(dict) is dict
+    with pytest.raises(TypeError):  # every field, positionally
         record_maker(FeedbackRecord)("d", 1.0)
 
 
