@@ -53,7 +53,7 @@ def record_maker(cls: type) -> Callable[..., Any]:
     else:
         body = "    d = obj.__dict__\n" + "".join(f"    d[{n!r}] = {n}\n" for n in names)
     src = f"def make_{cls.__name__}({args}):\n    obj = _r_new(_r_cls)\n{body}    return obj\n"
-    exec(src, env)  # noqa: S102 - the source is built from the dataclass's own field names
+    exec(src, env)  # the source is built from the dataclass's own field names
     make = env[f"make_{cls.__name__}"]
     make.__doc__ = f"``{cls.__name__}(*fields)`` without the per-field setattr."
     return make

@@ -99,7 +99,7 @@ def uuid7() -> str:
         else:
             counter = 0
         if ms != last_ms:
-            h = "%012x" % ms
+            h = f"{ms:012x}"
             head = _uuid_last[2] = f"{h[:8]}-{h[8:]}-7"
         _uuid_last[0], _uuid_last[1] = ms, counter
         pool, i = _uuid_pool
