@@ -15,7 +15,11 @@ on the same stream, K and d, in its fast configuration: precomputed vectors
 its cheaper update), its budget pacer (the budget, as ours), its in-memory context store and
 defaults otherwise. ``router`` gets the (d - 1)-d embedding (its featurizer normalises and
 appends the bias), ParetoBandit the d-d context; ``router 512->d`` gets a 512-d embedding
-through a learned projection (the prior's featurizer).
+through a learned projection (the prior's featurizer). ``router floor`` is a bare router
+(``benchmarks/router_floor.py``: one compiled score-and-choose call, one compiled update,
+dicts, no validation, pacing, propensity or log): what any Python router with this API and
+state costs at the least on this machine, so ``ParetoBandit / router floor`` bounds the
+ratio the real router can reach in the same run.
 
 bandit-router's rows use the optional compiled kernels when numba is installed (the extra
 ``fast``, part of ``bench``); the ``numpy`` rows are the same events without them (the
@@ -234,6 +238,22 @@ def router_projected_events(X, R):
     return event
 
 
+def router_floor_events(X, R):
+    """``benchmarks/router_floor.py``: the least a Python router with this API and state
+    does per query (a lower bound, not a product)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from router_floor import FloorRouter
+
+    router = FloorRouter([f"m{k}" for k in range(K)], X.shape[1], _costs())
+    E = np.ascontiguousarray(X[:, :-1])
+
+    def event(i: int) -> None:
+        r = router.route(E[i])
+        router.feedback(r.decision_id, R[i, r.index])
+
+    return event
+
+
 def paretobandit_events(X, R):
     """ParetoBandit's ``route`` (precomputed vectors, budget pacer) + ``process_feedback``."""
     from pareto_bandit import BanditRouter, FeatureService
@@ -273,6 +293,7 @@ PEERS = {
     "router": router_events,
     "router numpy": router_numpy_events,
     "router 512->d": router_projected_events,
+    "router floor": router_floor_events,
     "paretobandit": paretobandit_events,
 }
 
@@ -281,7 +302,8 @@ BUDGET = {
     64: {
         "bandit_router": 5000, "bandit_router numpy": 5000, "bandit_router+budget": 5000,
         "vowpalwabbit": 2000, "mabwiser": 200, "river": 300, "router": 3000,
-        "router numpy": 3000, "router 512->d": 3000, "paretobandit": 2000,
+        "router numpy": 3000, "router 512->d": 3000, "router floor": 3000,
+        "paretobandit": 2000,
     },
     512: {
         "bandit_router": 1000, "bandit_router numpy": 1000, "bandit_router float64": 500,
@@ -351,6 +373,7 @@ RATIOS = (  # (what, numerator, denominator, target)
     ("ParetoBandit / router (route + feedback)", "paretobandit", "router", 10.0),
     ("ParetoBandit / router (numpy)", "paretobandit", "router numpy", None),
     ("ParetoBandit / router 512->d", "paretobandit", "router 512->d", None),
+    ("ParetoBandit / router floor (bound)", "paretobandit", "router floor", None),
 )
 
 
