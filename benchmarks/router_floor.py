@@ -6,7 +6,8 @@ bias), scores every arm (LinUCB: ``theta_k' x + alpha sqrt(x' A_inv_k x)`` over 
 stacked ``[A_inv_k; theta_k]`` state as bandit-router's) and picks the best surplus
 ``value - price * cost`` among the models that fit; a UUIDv7 id, a dict of open decisions,
 a spend counter and one small result object per call; feedback is one compiled
-Sherman-Morrison update, the spend settled and the record appended to a list.
+Sherman-Morrison update (bandit-router's own ``_kernels.update``), the spend settled
+and the record appended to a list.
 
 Left out, which the real ``Router`` does: input validation and clear errors, budget
 pacing (a fixed price here), per-user ledgers, bins and periods, the propensity of the
@@ -17,7 +18,7 @@ this API and this state (K stacked ``(d + 1) x d`` blocks, float64): the ratio o
 to it bounds the ratio the real router can reach. ``benchmarks/policy_speed.py`` times it
 as the row ``router floor``.
 
-Needs numba (``pip install -e '.[bench]'``).
+Needs numba (``pip install -e '.[bench]'``): the update is bandit-router's compiled kernel.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import time
 import numba
 import numpy as np
 
+from bandit_router.policies._kernels import KERNELS
 from bandit_router.router import uuid7
 
 
@@ -71,19 +73,6 @@ def _route(M, e, x, Y, var, out, alpha, costs, price, cap):  # pragma: no cover 
             top = surplus
             best = k
     return best
-
-
-@numba.njit
-def _update(block, v, var, k, reward):  # pragma: no cover - compiled
-    d = block.shape[1]
-    residual = reward - v[d]
-    v[d] = -residual
-    a = -1.0 / (1.0 + var[k])
-    for j in range(d + 1):
-        c = a * v[j]
-        for i in range(d):
-            block[j, i] += c * v[i]
-    return residual
 
 
 class FloorRoute:
@@ -130,6 +119,9 @@ class FloorRouter:
         self.Y = np.zeros(K * (d + 1))
         self.Yblocks = [self.Y[k * (d + 1) : (k + 1) * (d + 1)] for k in range(K)]
         self.var = np.zeros(K)
+        # the arm counters the update kernel advances (last update, count, since refactor)
+        self.last, self.counts, self.since = (np.zeros(K, dtype=np.int64) for _ in range(3))
+        self.t = 0
         self.costs = np.asarray(costs, dtype=np.float64)
         self.alpha, self.price = float(alpha), float(price)
         self.budget, self.spent, self.reserved = float(budget), 0.0, 0.0
@@ -154,7 +146,11 @@ class FloorRouter:
         k, x, cost, _ = self.open.pop(decision_id)
         # as in the real router's benchmark, feedback follows its route at once, so the
         # products the route left in Y are this context's
-        _update(self.blocks[k], self.Yblocks[k], self.var, k, float(reward))
+        self.t += 1
+        KERNELS.update(
+            self.blocks[k], self.Yblocks[k], self.var, k, float(reward), self.t, self.last,
+            self.counts, self.since,
+        )  # fmt: skip
         self.reserved -= cost
         self.spent += cost
         self.log.append((decision_id, reward, cost, k, x))
