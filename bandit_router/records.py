@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keyword
 from collections.abc import Callable
-from dataclasses import fields, is_dataclass
+from dataclasses import fields
 from typing import Any
 
 
@@ -36,10 +36,8 @@ def record_maker(cls: type) -> Callable[..., Any]:
     ...
     TypeError: make_Point() missing 1 required positional argument: 'y'
     """
-    params = getattr(cls, "__dataclass_params__", None)
-    if not is_dataclass(cls) or params is None or not params.frozen:
-        return cls
-    if hasattr(cls, "__post_init__"):
+    params = getattr(cls, "__dataclass_params__", None)  # set on dataclasses only
+    if params is None or not params.frozen or hasattr(cls, "__post_init__"):
         return cls
     names = [f.name for f in fields(cls)]
     if any(keyword.iskeyword(n) or not n.isidentifier() or n.startswith("_r_") for n in names):

@@ -58,6 +58,7 @@ from bandit_router.errors import (
 )
 from bandit_router.features import Featurizer
 from bandit_router.policies import ArmPrior, ArmScores, Policy, from_state
+from bandit_router.records import record_maker
 from bandit_router.stores import (
     DecisionRecord,
     FeedbackRecord,
@@ -65,7 +66,7 @@ from bandit_router.stores import (
     Stores,
     UserRecord,
 )
-from bandit_router.stores_memory import memory_stores, record_maker, same_feedback
+from bandit_router.stores_memory import memory_stores, same_feedback
 
 # ---- decision ids ----------------------------------------------------------------------------
 

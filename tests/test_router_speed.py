@@ -11,9 +11,9 @@ from bandit_router.budget import Budget, BudgetAllocator
 from bandit_router.budget.costs import CostModel
 from bandit_router.budget.ledger import AccountState, Reservation, Settlement
 from bandit_router.catalogue import ModelSpec
+from bandit_router.records import record_maker
 from bandit_router.router import FeedbackResult, Route, uuid7
 from bandit_router.stores import DecisionRecord, FeedbackRecord
-from bandit_router.stores_memory import record_maker
 
 X = np.arange(3.0)
 VALUES = {
