@@ -374,6 +374,8 @@ RATIOS = (  # (what, numerator, denominator, target)
     ("ParetoBandit / router (numpy)", "paretobandit", "router numpy", None),
     ("ParetoBandit / router 512->d", "paretobandit", "router 512->d", None),
     ("ParetoBandit / router floor (bound)", "paretobandit", "router floor", None),
+    # the whole path over the bare floor: what the Router's own work costs, in floors
+    ("router / router floor", "router", "router floor", None),
 )
 
 
