@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from bandit_router.blas import check_threads, limit_blas_threads
 from bandit_router.budget.allocator import BudgetAllocator
 from bandit_router.budget.clock import Clock, system_clock
 from bandit_router.budget.costs import CostModel
@@ -298,6 +299,10 @@ class Router:
         Thompson sampling estimates it by Monte Carlo). Stored as NaN when off.
     last_feedback_id
         The last feedback already folded into ``policy`` (``restore`` sets it).
+    blas_threads
+        BLAS threads of the process, set when the router is built (``bandit_router.blas``:
+        one thread keeps the per-query products from waiting on a second one; None
+        leaves the process's setting alone).
 
     >>> from bandit_router.budget import Budget, ManualClock
     >>> from bandit_router.catalogue import ModelSpec
@@ -336,6 +341,7 @@ class Router:
         ids: Callable[[], str] = uuid7,
         log_propensity: bool = True,
         last_feedback_id: int = 0,
+        blas_threads: int | None = 1,
     ) -> None:
         specs = list(catalogue)
         names = [s.name for s in specs]
@@ -368,6 +374,9 @@ class Router:
             raise ConfigurationError(
                 f"default_reward {default_reward} is outside the reward range [{lo}, {hi}]."
             )
+        blas_threads = check_threads(blas_threads)
+        if blas_threads is not None:
+            limit_blas_threads(blas_threads)
         self.embedder = embedder
         self.featurizer = featurizer
         self.policy = policy

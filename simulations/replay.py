@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bandit_router.blas import single_threaded_blas
 from bandit_router.budget import (
     AffordableAllocator,
     Allocator,
@@ -507,18 +508,6 @@ def _lp(problem: Problem, budgets: np.ndarray) -> tuple[float, np.ndarray]:
     return opt, per_query.copy()
 
 
-def _single_threaded_blas() -> Any:
-    """Limit BLAS to one thread: the policies do many small gemv/dger calls, for which a
-    second BLAS thread only adds synchronisation (10x slower on 2 busy cores)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scipy's usual stack
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def run_replay(
     problem: Problem,
     policy: str | Policy,
@@ -544,7 +533,7 @@ def run_replay(
     >>> r.summary["queries"], r.summary["mean_reward"] > 0.8
     (40, True)
     """
-    with _single_threaded_blas():
+    with single_threaded_blas():  # the policies' many small products (bandit_router.blas)
         return _run_replay(problem, policy, config or ReplayConfig(), seed, log_decisions, progress)
 
 

