@@ -175,34 +175,40 @@ class InMemoryDecisionLog:
 
 
 class InMemorySnapshotStore:
-    """Policy snapshots in a list; ids 1, 2, 3...
+    """The latest policy snapshot; ids 1, 2, 3...
+
+    Only the latest is kept: nothing reads an older one (``latest`` is the whole protocol),
+    and a policy's state is large (~20 MB at d = 513, K = 11), so a long-lived router
+    snapshotting every 100 feedback would otherwise grow by that much each time.
 
     >>> s = InMemorySnapshotStore()
     >>> _ = s.save(b"state", 7, {"policy": "linucb"})
-    >>> s.latest().snapshot_id, s.latest().last_feedback_id
-    (1, 7)
+    >>> _ = s.save(b"newer", 9, {"policy": "linucb"})
+    >>> s.latest().snapshot_id, s.latest().last_feedback_id, s.latest().blob
+    (2, 9, b'newer')
     """
 
     def __init__(self, clock: Clock = system_clock) -> None:
         self.clock = clock
         self._lock = threading.Lock()
-        self._snapshots: list[Snapshot] = []
+        self._latest: Snapshot | None = None
 
     def save(self, blob: bytes, last_feedback_id: int, meta: dict[str, Any]) -> Snapshot:
         with self._lock:
+            last = self._latest
             snap = Snapshot(
-                len(self._snapshots) + 1,
+                1 if last is None else last.snapshot_id + 1,
                 bytes(blob),
                 int(last_feedback_id),
                 self.clock(),
                 dict(meta),
             )
-            self._snapshots.append(snap)
+            self._latest = snap
             return snap
 
     def latest(self) -> Snapshot | None:
         with self._lock:
-            return self._snapshots[-1] if self._snapshots else None
+            return self._latest
 
 
 class InMemoryUsers:

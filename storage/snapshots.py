@@ -7,6 +7,12 @@ with a ``CorruptSnapshotWarning`` naming it and the previous snapshot is used, s
 restart replays a little more feedback instead of failing. ``get(id)`` of a corrupted
 snapshot raises ``StateError``.
 
+Only the newest ``keep`` snapshots (3) are kept: each save deletes the older ones in its
+own transaction. Nothing reads them but ``latest()``'s fallback past a corrupted blob, and
+a policy state is large (0.4 MB for the demo prior's 65-d contexts and five models, 21 MB
+at 513-d without a prior): snapshotting every 100 feedback, a database kept every one
+would grow by 3.4-210 KB per feedback, more than the decisions themselves.
+
 >>> from bandit_router.storage import open_router_stores
 >>> stores = open_router_stores("sqlite://")
 >>> first = stores.snapshots.save(b"state-1", 10, {"policy": "linucb"})
@@ -14,6 +20,10 @@ snapshot raises ``StateError``.
 25
 >>> stores.snapshots.latest().blob
 b'state-2'
+>>> for n in range(3, 6):
+...     _ = stores.snapshots.save(f"state-{n}".encode(), 10 * n, {})
+>>> stores.snapshots.count(), stores.snapshots.latest().blob
+(3, b'state-5')
 >>> stores.close()
 """
 
@@ -25,7 +35,7 @@ import time
 import warnings
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
 from bandit_router.budget.clock import Clock
 from bandit_router.errors import InvalidInputError, StateError
@@ -49,10 +59,16 @@ def checksum(blob: bytes) -> str:
 class SqlSnapshotStore:
     """Versioned, checksummed policy snapshots in the ``policy_snapshots`` table."""
 
-    def __init__(self, engine: Engine, *, clock: Clock = time.time):
+    def __init__(self, engine: Engine, *, clock: Clock = time.time, keep: int | None = 3):
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+            raise InvalidInputError(
+                f"keep must be a number of snapshots >= 1 (None: keep all), got {keep!r}."
+            )
         self.engine = engine
         self.sessions = Sessions(engine)
         self.clock = clock
+        #: how many of the newest snapshots are kept (None: every one)
+        self.keep = keep
 
     def save(
         self, blob: bytes, last_feedback_id: int, meta: dict[str, Any] | None = None
@@ -74,6 +90,19 @@ class SqlSnapshotStore:
         with self.sessions.write() as s:
             s.add(row)
             s.flush()
+            if self.keep is not None:  # the newest ``keep`` stay, this one among them
+                oldest_kept = s.execute(
+                    select(PolicySnapshot.id)
+                    .order_by(PolicySnapshot.id.desc())
+                    .offset(self.keep - 1)
+                    .limit(1)
+                ).scalar()
+                if oldest_kept is not None:
+                    s.execute(
+                        delete(PolicySnapshot)
+                        .where(PolicySnapshot.id < oldest_kept)
+                        .execution_options(synchronize_session=False)
+                    )
             return _snapshot(row)
 
     def latest(self) -> Snapshot | None:
@@ -82,6 +111,8 @@ class SqlSnapshotStore:
             ids = s.execute(select(PolicySnapshot.id).order_by(PolicySnapshot.id.desc())).scalars()
             for sid in ids:
                 row = s.get(PolicySnapshot, sid)
+                if row is None:  # deleted by a newer save meanwhile
+                    continue
                 if checksum(row.blob) == row.sha256:
                     return _snapshot(row)
                 message = (

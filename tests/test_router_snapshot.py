@@ -12,7 +12,7 @@ from bandit_router.catalogue import ModelSpec
 from bandit_router.config import RouterConfig
 from bandit_router.errors import DimensionMismatchError
 from bandit_router.router import Router
-from bandit_router.stores_memory import memory_stores
+from bandit_router.stores_memory import InMemorySnapshotStore, memory_stores
 
 MODELS = [
     {"name": "small", "input_price_per_mtok": 0.1, "output_price_per_mtok": 0.4},
@@ -137,3 +137,23 @@ def test_a_prior_free_policy_with_an_arm_added_at_run_time_round_trips(name):
         twin.update("c", x, 0.5)
     np.testing.assert_allclose(twin.state.b, live.state.b, atol=1e-12)
     np.testing.assert_allclose(twin.score(np.ones(4)).mean, live.score(np.ones(4)).mean, atol=1e-12)
+
+
+def test_in_memory_snapshots_hold_only_the_latest_blob():
+    """A long-lived in-memory router snapshotting every N feedback must not keep every blob
+    (21 MB each at d = 513, K = 5): only the latest is ever read."""
+    import tracemalloc
+
+    store = InMemorySnapshotStore()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(30):
+            store.save(bytes([i]) * 1_000_000, i, {"n": i})
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert grown < 3_000_000  # one blob (and the one being saved), not thirty
+    latest = store.latest()
+    assert (latest.snapshot_id, latest.last_feedback_id, latest.meta) == (30, 29, {"n": 29})
+    assert latest.blob == bytes([29]) * 1_000_000

@@ -13,6 +13,7 @@ from bandit_router.errors import (
     BudgetError,
     BudgetExhaustedError,
     FeedbackConflictError,
+    StateError,
     UnknownDecisionError,
 )
 from bandit_router.stores import (
@@ -201,6 +202,21 @@ def test_snapshots_latest(stores):
     assert b.snapshot_id > a.snapshot_id
     latest = stores.snapshots.latest()
     assert (latest.blob, latest.last_feedback_id, latest.meta) == (b"two", 8, {"arms": ["a", "b"]})
+
+
+def test_only_the_newest_snapshots_are_kept(stores):
+    """Snapshotting every 100 feedback for months must not keep every policy state (0.4-21
+    MB each): memory keeps the latest, SQL the newest three (a fallback past a corrupted
+    blob)."""
+    for n in range(1, 11):
+        stores.snapshots.save(f"state-{n}".encode(), n, {"n": n})
+    latest = stores.snapshots.latest()
+    assert (latest.blob, latest.last_feedback_id, latest.meta) == (b"state-10", 10, {"n": 10})
+    if hasattr(stores.snapshots, "count"):  # the SQL store
+        assert stores.snapshots.count() == 3
+        assert stores.snapshots.get(latest.snapshot_id - 2).blob == b"state-8"
+        with pytest.raises(StateError, match="no policy snapshot"):
+            stores.snapshots.get(latest.snapshot_id - 3)
 
 
 def test_users_and_budgets(stores):

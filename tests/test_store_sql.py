@@ -203,3 +203,36 @@ def test_snapshot_input_is_checked(stores):
         stores.snapshots.save(b"", 1, {})
     with pytest.raises(InvalidInputError):
         stores.snapshots.save(b"x", -1, {})
+
+
+def test_past_the_kept_snapshots_a_corrupted_newest_falls_back_to_the_one_before(tmp_path):
+    stores = open_router_stores(tmp_path / "keep.db", clock=ManualClock(1000.0))
+    try:
+        for n in range(1, 6):
+            last = stores.snapshots.save(f"state-{n}".encode(), n, {})
+        assert stores.snapshots.count() == 3
+        with stores.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE policy_snapshots SET blob = :b WHERE id = :i"),
+                {"b": b"state-X", "i": last.snapshot_id},
+            )
+        with pytest.warns(CorruptSnapshotWarning):
+            assert stores.snapshots.latest().blob == b"state-4"
+    finally:
+        stores.close()
+
+
+def test_a_snapshot_store_that_keeps_every_snapshot_and_bad_keep_values(tmp_path):
+    from bandit_router.storage.snapshots import SqlSnapshotStore
+
+    stores = open_router_stores(tmp_path / "all.db", clock=ManualClock(1000.0))
+    try:
+        every = SqlSnapshotStore(stores.engine, keep=None)
+        for n in range(1, 6):
+            every.save(f"state-{n}".encode(), n, {})
+        assert every.count() == 5
+        for bad in (0, -2, 1.5, True):
+            with pytest.raises(InvalidInputError, match="keep must be a number of snapshots"):
+                SqlSnapshotStore(stores.engine, keep=bad)
+    finally:
+        stores.close()
