@@ -28,6 +28,7 @@ from bandit_router.errors import (
     BudgetError,
     FeedbackConflictError,
     InvalidInputError,
+    StateError,
     UnknownDecisionError,
 )
 from bandit_router.records import record_maker
@@ -93,7 +94,8 @@ class InMemoryDecisionLog:
         self._lock = threading.RLock()
         self._decisions: dict[str, DecisionRecord] = {}
         self._feedback: dict[str, FeedbackRecord] = {}
-        self._log: list[FeedbackRecord] = []  # in feedback-id order (ids are 1..n)
+        self._log: list[FeedbackRecord] = []  # in feedback-id order: _base + 1, _base + 2...
+        self._base = 0  # feedback ids up to this one were pruned
         self._open: dict[str, DecisionRecord] = {}  # decisions still waiting for feedback
 
     def record(self, decision: DecisionRecord) -> None:
@@ -147,7 +149,7 @@ class InMemoryDecisionLog:
                 feedback.context,
                 feedback.user or decision.user,
                 feedback.is_default,
-                len(self._log) + 1,
+                self._base + len(self._log) + 1,
             )
             self._feedback[did] = stored
             self._log.append(stored)
@@ -155,11 +157,47 @@ class InMemoryDecisionLog:
             return FeedbackOutcome(stored, False)
 
     def feedback_since(self, after_id: int, limit: int | None = None) -> list[FeedbackRecord]:
-        """Feedback with ``feedback_id > after_id`` in id order (ids are 1..n, no gaps)."""
+        """Feedback with ``feedback_id > after_id`` in id order (ids are 1..n, no gaps).
+
+        ``StateError`` if some of it was pruned (``prune``): rebuild from the snapshot it
+        was folded into instead."""
         with self._lock:
+            base = self._base
             start = max(int(after_id), 0)
-            stop = None if limit is None else start + int(limit)
-            return self._log[start:stop]
+            if start < base:
+                raise StateError(
+                    f"feedback up to #{base} was pruned (folded into a snapshot); rebuild "
+                    "from the latest snapshot and the feedback after it."
+                )
+            stop = None if limit is None else start + int(limit) - base
+            return self._log[start - base : stop]
+
+    def prune(self, before: float, folded_up_to: int) -> dict[str, int]:
+        """Forget what nothing needs any more: the feedback folded into a snapshot
+        (``feedback_id <= folded_up_to``) and stored before ``before``, oldest first and
+        without gaps, with its decisions and the ledger's settlements of them (``forget``).
+        Decisions waiting for feedback, their reservations and every later feedback stay.
+        Returns how many records went, per kind."""
+        with self._lock:
+            log = self._log
+            n = 0
+            while n < len(log):
+                f = log[n]
+                if f.feedback_id > folded_up_to or not f.created_at < before:
+                    break
+                d = self._decisions.get(f.decision_id)
+                if d is not None and not d.created_at < before:
+                    break
+                n += 1
+            gone = [f.decision_id for f in log[:n]]
+            del log[:n]
+            self._base += n
+            for did in gone:
+                self._feedback.pop(did, None)
+                self._decisions.pop(did, None)
+            forget = getattr(self.ledger, "forget", None)
+            settled = forget(gone) if forget is not None else 0
+            return {"decisions": n, "feedback": n, "ledger_settlements": settled}
 
     def expired(self, now: float, limit: int | None = None) -> list[DecisionRecord]:
         """Decisions without feedback whose ``expires_at`` is before ``now``, oldest first."""

@@ -149,3 +149,21 @@ def test_db_commands_refuse_a_database_from_the_future(tmp_path):
         out = runner.invoke(app, [*args, "--db", db])
         assert isinstance(out.exception, SchemaVersionError), (args, out.output)
         assert "0099_future" in str(out.exception) and "upgrade bandit-router" in str(out.exception)
+
+
+def test_router_prune_on_a_database_snapshots_first_then_prunes(tmp_path):
+    """``Router.prune`` on SQL stores: a snapshot folds all feedback in, so every old
+    answered decision goes (not just those before the last periodic snapshot), and the
+    state still rebuilds."""
+    url = str(tmp_path / "router-prune.db")
+    clock, stores, router, pending = _scenario(url)
+    before = _books(stores)
+    counts = router.prune(older_than=30 * DAY)
+    assert counts["decisions"] == 25 and counts["feedback"] == 25  # day 0, all answered
+    assert _books(stores) == pytest.approx(before)
+    assert stores.snapshots.latest().last_feedback_id == router.last_feedback_id == 28
+    restored = _router(open_router_stores(url, clock=clock), clock)
+    np.testing.assert_allclose(restored.policy.theta, router.policy.theta, rtol=0, atol=1e-9)
+    assert not restored.feedback(pending[0], 1.0, cost=0.0001).duplicate
+    restored.stores.close()
+    stores.close()

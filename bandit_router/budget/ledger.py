@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
@@ -450,6 +451,19 @@ class InMemoryLedger:
         self._refresh(acc, self.clock())
         if self._in_current_period(acc, r):
             acc.reserved = max(acc.reserved - r.amount, 0.0)
+
+    def forget(self, decision_ids: Iterable[str]) -> int:
+        """Drop the settlements of these decisions (history: spend, holds and rolling
+        windows are kept apart from them) and every closed reservation still queued for
+        expiry; open reservations stay. Returns how many settlements went."""
+        n = 0
+        settled = self._settled
+        for did in decision_ids:
+            if settled.pop(str(did), None) is not None:
+                n += 1
+        is_open = self._open
+        self._queue = deque(r for r in self._queue if r.decision_id in is_open)
+        return n
 
     def lifetime_spent(self, user: str) -> float:
         """Everything settled or charged for ``user`` since the ledger started, USD."""
