@@ -216,7 +216,7 @@ class InMemorySnapshotStore:
     """The latest policy snapshot; ids 1, 2, 3...
 
     Only the latest is kept: nothing reads an older one (``latest`` is the whole protocol),
-    and a policy's state is large (~20 MB at d = 513, K = 11), so a long-lived router
+    and a policy's state is large (21 MB at d = 513 with five models), so a long-lived router
     snapshotting every 100 feedback would otherwise grow by that much each time.
 
     >>> s = InMemorySnapshotStore()
