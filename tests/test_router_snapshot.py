@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -157,3 +159,72 @@ def test_in_memory_snapshots_hold_only_the_latest_blob():
     latest = store.latest()
     assert (latest.snapshot_id, latest.last_feedback_id, latest.meta) == (30, 29, {"n": 29})
     assert latest.blob == bytes([29]) * 1_000_000
+
+
+class _SlowSnapshots:
+    """A snapshot store whose ``save`` waits until the test lets it go (a 21 MB state on
+    SQLite takes 130-200 ms to write)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def save(self, blob, last_feedback_id, meta):
+        self.entered.set()
+        assert self.release.wait(60), "the test never released the save"
+        return self.inner.save(blob, last_feedback_id, meta)
+
+    def latest(self):
+        return self.inner.latest()
+
+
+def test_a_periodic_snapshot_is_written_after_the_lock_is_released():
+    """While the store writes the periodic snapshot, other queries route: the write no
+    longer holds the router's lock (it did, and stalled every query behind it)."""
+    stores = memory_stores()
+    slow = stores.snapshots = _SlowSnapshots(stores.snapshots)
+    router = Router.from_config(config(snapshot_every=3), stores)
+    for i in range(2):
+        router.feedback(router.route("bob", f"query {i}").decision_id, 1.0)
+    third = router.route("bob", "the third")
+    writer = threading.Thread(target=router.feedback, args=(third.decision_id, 0.5))
+    writer.start()
+    assert slow.entered.wait(60), "the third feedback did not snapshot"
+    routed = []
+    other = threading.Thread(target=lambda: routed.append(router.route("bob", "meanwhile")))
+    other.start()
+    other.join(60)  # a guard: with the old code this waits for the save forever
+    finished_first = bool(routed)
+    slow.release.set()
+    writer.join(60)
+    other.join(60)
+    assert finished_first, "routing waited for the snapshot's write"
+    assert stores.snapshots.latest().last_feedback_id == 3
+    assert router._due is None
+
+
+def test_a_snapshot_that_fails_to_write_is_retried_by_the_next_call():
+    stores = memory_stores()
+    inner = stores.snapshots
+    calls = []
+
+    class Flaky:
+        def save(self, blob, last, meta):
+            calls.append(last)
+            if len(calls) == 1:
+                raise OSError("disk full")
+            return inner.save(blob, last, meta)
+
+        def latest(self):
+            return inner.latest()
+
+    stores.snapshots = Flaky()
+    router = Router.from_config(config(snapshot_every=2), stores)
+    router.feedback(router.route("bob", "one").decision_id, 1.0)
+    second = router.route("bob", "two")
+    with pytest.raises(OSError, match="disk full"):
+        router.feedback(second.decision_id, 0.0)
+    assert router.last_feedback_id == 2  # the feedback itself was applied and stored
+    router.catch_up()  # nothing new to apply, but the due snapshot is written now
+    assert calls == [2, 2] and inner.latest().last_feedback_id == 2
