@@ -8,6 +8,7 @@ policy, so a bad blob raises ``StateError`` and nothing is half-loaded.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -27,11 +28,15 @@ FORMAT_VERSION = 1
 
 
 def dump_state(policy: Policy) -> bytes:
-    arrays = policy._state_arrays()
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    payload = buf.getvalue()
-    header = {
+    return encode_state(capture_state(policy))
+
+
+def capture_state(policy: Policy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """What ``dump_state`` writes, copied out of ``policy`` (its arrays and the header's
+    fields), so that ``encode_state`` can run while the policy learns on: the router
+    takes this under its lock and encodes outside it."""
+    arrays = {k: np.array(v, copy=True) for k, v in policy._state_arrays().items()}
+    fields = {
         "format": "bandit-router-policy-state",
         "version": FORMAT_VERSION,
         "policy": policy.name,
@@ -39,6 +44,19 @@ def dump_state(policy: Policy) -> bytes:
         "rng": policy.rng.bit_generator.state,
         "n_updates": policy.n_updates,
         "extra": policy._state_extra(),
+    }
+    return arrays, copy.deepcopy(fields)
+
+
+def encode_state(captured: tuple[dict[str, np.ndarray], dict[str, Any]]) -> bytes:
+    """The blob of ``capture_state``'s copy: the npz payload, then the header with its
+    checksum."""
+    arrays, fields = captured
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    payload = buf.getvalue()
+    header = {
+        **fields,
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
         "payload_bytes": len(payload),
     }
