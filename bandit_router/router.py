@@ -29,6 +29,7 @@ reservations of decisions whose wait time is over at their estimate and, with a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -267,10 +268,15 @@ def _then_write_snapshot(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(self: Router, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(self, *args, **kwargs)
-        finally:
-            if self._due is not None:
-                self._write_due()
+            out = method(self, *args, **kwargs)
+        except BaseException:
+            if self._due is not None:  # the method's own error is the one to raise
+                with contextlib.suppress(Exception):
+                    self._write_due()
+            raise
+        if self._due is not None:
+            self._write_due()
+        return out
 
     return wrapper
 
@@ -443,6 +449,7 @@ class Router:
         # released (``_write_due``); the write lock keeps the writes in feedback order
         self._due: tuple[Any, int, dict[str, Any]] | None = None
         self._snapshot_write_lock = threading.Lock()
+        self._saved_upto = -1  # the last feedback id of the newest snapshot written here
         self._embedder_name = str(getattr(embedder, "name", "") or "")
         known = {r.spec.name: r for r in self.stores.models.list()}
         for name, rec in known.items():
@@ -1247,29 +1254,37 @@ class Router:
         ``Snapshot``."""
         with self._lock:
             state, last, meta = self._capture()
-            with self._snapshot_write_lock:
-                self._due = None  # an older periodic one would land after this newer one
-                return self.stores.snapshots.save(encode_state(state), last, meta)
+            self._due = None  # older than this one
+            with self._snapshot_write_lock:  # (lock order: the router's, then this one)
+                snap = self.stores.snapshots.save(encode_state(state), last, meta)
+                self._saved_upto = max(self._saved_upto, last)
+                return snap
 
     def _write_due(self) -> None:
         """Encode and write the periodic snapshot ``_apply`` took, outside the router's
         lock (for a 21 MB state: ~60 ms to encode, 130-200 ms to write on SQLite, which
-        no longer hold up routing).
-        Inside a caller that still holds the lock it waits for that caller's turn. If the
-        write fails, the snapshot stays due and the next call retries it."""
+        no longer hold up routing). Inside a caller that still holds the lock it waits
+        for that caller's turn; a snapshot older than one already written is dropped (two
+        threads may take theirs in one order and write in the other). If the write fails,
+        the snapshot stays due (unless a newer one is) and the next call retries it."""
         if self._lock._is_owned():  # type: ignore[attr-defined]
             return
-        with self._snapshot_write_lock:
+        with self._lock:  # never while holding the write lock: snapshot() nests the other way
             due, self._due = self._due, None
-            if due is None:
-                return
-            state, last, meta = due
-            try:
+        if due is None:
+            return
+        state, last, meta = due
+        try:
+            with self._snapshot_write_lock:
+                if last <= self._saved_upto:
+                    return
                 self.stores.snapshots.save(encode_state(state), last, meta)
-            except BaseException:
-                if self._due is None:  # nothing newer meanwhile: keep it for a retry
+                self._saved_upto = last
+        except BaseException:
+            with self._lock:
+                if self._due is None:
                     self._due = due
-                raise
+            raise
 
     def _capture(self) -> tuple[Any, int, dict[str, Any]]:
         """A copy of the policy's state (``capture_state``), the last feedback folded into
