@@ -400,6 +400,7 @@ def replay(
         load_prior_file,
         policy_settings,
     )
+    from bandit_router.policies import PRIOR_POLICIES
     from bandit_router.simulations.pipeline import prepare_replay
     from bandit_router.simulations.sweep import grid, run_sweep
 
@@ -420,6 +421,13 @@ def replay(
     check_allocator(allocator)
     check_users(users)
     check_embedder(embedder)
+    needs_prior = [n for n in names if n in PRIOR_POLICIES]
+    if needs_prior and prior is None and train is None and train_split is None:
+        raise usage(
+            "--policy",
+            f"{', '.join(needs_prior)} need(s) a preference prior: give --prior FILE, "
+            "--train TABLE or --train-split F, or use the prior-free twin (linucb / lints)",
+        )
     fractions = parse_fractions(budget_fraction)
     if nan not in ("error", "drop", "zero"):
         raise usage("--nan", f"use error, drop or zero, got {nan!r}")

@@ -264,3 +264,11 @@ def test_regret_of_an_evaluate_run_says_it_has_no_curve(tmp_path, monkeypatch, c
         store.close()
     err = cli_error(["regret", "show", str(run_id), "--db", db], monkeypatch, capsys)
     assert "are off-policy estimates (`evaluate`), which have no regret curve" in err
+
+
+def test_replay_checks_that_a_prior_policy_has_a_prior_before_embedding(
+    table, no_embedding, monkeypatch, capsys
+):
+    err = cli_error(["replay", table, "-p", "linucb,pilot-ts", "--no-save"], monkeypatch, capsys)
+    assert err.startswith("error: --policy: pilot-ts need(s) a preference prior")
+    assert "--train-split F" in err
