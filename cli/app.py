@@ -10,7 +10,8 @@ from bandit_router.errors import BanditRouterError
 
 app = typer.Typer(
     name="bandit-router",
-    help="Self-hosted LLM router that learns online: route queries, replay logs, inspect regret.",
+    help="Self-hosted LLM router that learns online: route queries, replay logs, inspect regret. "
+    "Example: bandit-router serve",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -41,6 +41,10 @@ def demo(
     Runs on the embedded defaults: the offline sentence encoder and the demo catalogue
     (five models, five task families). The expected quality of every model on every prompt
     is known, so regret is exact.
+
+    Example:
+
+        bandit-router demo --queries 3000 --budget-fraction 0.25
     """
     from bandit_router.cli.checks import check_embedder
     from bandit_router.cli.replay import split_policies

@@ -67,6 +67,10 @@ def evaluate(
     """Off-policy estimates of a candidate policy's value on a decision log.
 
     IPS, self-normalised IPS and doubly robust, with bootstrap intervals.
+
+    Example:
+
+        bandit-router evaluate decisions.jsonl -p pilot --prior prior.npz
     """
     from bandit_router.cli.checks import (
         check_embedder,

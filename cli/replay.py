@@ -388,6 +388,10 @@ def replay(
     """Replay an outcome table under bandit feedback and measure reward, cost and regret.
 
     Each policy sees the queries one by one and learns only from the chosen model's score.
+
+    Example:
+
+        bandit-router replay outcomes.csv -p linucb,pilot --train-split 0.3
     """
     from bandit_router.cli.checks import (
         check_allocator,

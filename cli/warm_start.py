@@ -74,6 +74,10 @@ def warm_start(
     70/10/20 into train / early stopping / held-out test; the accuracy of the learned model
     on the held-out prompts is printed next to the majority winner and a global
     Bradley-Terry ranking that ignores the query.
+
+    Example:
+
+        bandit-router warm-start prefs.csv --prompts prompts.csv -o prior.npz
     """
     from bandit_router.embeddings import make_embedder
     from bandit_router.errors import ConfigurationError

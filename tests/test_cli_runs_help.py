@@ -79,3 +79,22 @@ def test_help_pages_render():
         result = runner.invoke(app, [*path[1:], "--help"])
         assert result.exit_code == 0, (path, result.output)
         assert "Usage" in result.output
+
+
+def test_every_command_shows_an_example_whose_flags_exist():
+    """Each command's help ends with an ``Example:`` that runs it; its options must be the
+    command's own (a renamed flag would otherwise leave a stale example behind)."""
+    import shlex
+
+    for path, command in _commands():
+        text = command.help or ""
+        assert "Example:" in text, f"{' '.join(path)}: the help has no Example:"
+        example = text.split("Example:", 1)[1].strip().splitlines()[0].strip()
+        if getattr(command, "commands", None):  # a group: the example runs one of its commands
+            assert example.startswith(" ".join(path)), (path, example)
+            continue
+        words = shlex.split(example.split("&&")[-1])
+        assert words[: len(path)] == list(path), (path, example)
+        flags = {o for p in command.params for o in getattr(p, "opts", [])}
+        unknown = [w for w in words if w.startswith("-") and w not in flags]
+        assert not unknown, f"{' '.join(path)}: the example uses unknown {unknown}"
