@@ -175,16 +175,22 @@ def format_report(art) -> str:
     info = info if isinstance(info, dict) else {}
     noise, cap = info.get("noise_var", {}), info.get("cap", {})
     lik = info.get("likelihood_strength", {})  # lambda of the absolute scores, for reference
+    # the fit of absolute scores (--from-outcomes) has a noise variance, a cap and its own
+    # lambda per model; preferences alone have none of them: no columns of NaN then
+    fit = bool(noise or cap or lik)
     lines += [
         "",
-        f"prior strength lambda: {art.strength_method()}",
-        f"{'model':<36}{'lambda':>9}{'noise var':>11}{'cap':>9}{'abs. lambda':>13}"
-        f"{'held-out acc':>14}",
+        f"prior strength lambda (method: {art.strength_method()})",
+        f"{'model':<36}{'lambda':>9}"
+        + (f"{'noise var':>11}{'cap':>9}{'abs. lambda':>13}" if fit else "")
+        + f"{'held-out acc':>14}",
     ]
     pm = m.get("per_model_accuracy", {})
     for name, lam in art.strengths().items():
         a = pm.get(name, (float("nan"), 0))[0]
-        nv, cp = noise.get(name, float("nan")), cap.get(name, float("nan"))
-        lk = lik.get(name, float("nan"))
-        lines.append(f"{name:<36}{lam:>9.2f}{nv:>11.4f}{cp:>9.1f}{lk:>13.2f}{a:>14.3f}")
+        row = f"{name:<36}{lam:>9.2f}"
+        if fit:
+            nv, cp = noise.get(name, float("nan")), cap.get(name, float("nan"))
+            row += f"{nv:>11.4f}{cp:>9.1f}{lik.get(name, float('nan')):>13.2f}"
+        lines.append(f"{row}{a:>14.3f}")
     return "\n".join(lines)

@@ -61,6 +61,8 @@ def test_warm_start_from_preferences(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     for text in ("PILOT (query-conditional)", "global Bradley-Terry", "majority winner", "lambda"):
         assert text in res.output
+    # preferences have no absolute scores: no noise-variance / cap columns full of NaN
+    assert "nan" not in res.output and "noise var" not in res.output
     art = PriorArtifact.load(out)
     assert art.models == ["coder", "poet"] and art.dim == 8 and art.embedder_name == "hashing-64"
     assert art.metrics["accuracy"]["pilot"] > art.metrics["accuracy"]["global_bt"]
@@ -101,6 +103,7 @@ def test_warm_start_from_outcomes(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "held-out routing with the prior alone" in res.output
+    assert "noise var" in res.output  # the fit of absolute scores has them
     art = PriorArtifact.load(out)
     assert set(art.strengths().values()) == {2.5}
     assert art.calibration["method"].startswith("shared: each model's score")
