@@ -164,14 +164,15 @@ def evaluate(
             f"{'' if label == 'log' else f'logging run {label}: '}{data.n} logged decisions, "
             f"{data.n_arms} models; logged mean reward {rows[0]['logged_value']:.3f}"
         )
+        w = max([18, *(len(r["policy"]) for r in rows)])  # a long fixed:<model> name
         typer.echo(
-            f"{'policy':<18} {'estimator':<6} {'value':>7}  {int(level * 100)}% interval   "
+            f"{'policy':<{w}} {'estimator':<9} {'value':>7}  {int(level * 100)}% interval   "
             f"{'ESS':>7} {'max w':>7} {'unsupported':>11}"
         )
         for r in rows:
             for e in r["estimates"].values():
                 typer.echo(
-                    f"{r['policy']:<18} {e['estimator']:<6} {e['value']:>7.3f}  "
+                    f"{r['policy']:<{w}} {e['estimator']:<9} {e['value']:>7.3f}  "
                     f"[{e['lo']:.3f}, {e['hi']:.3f}]   {r['effective_sample_size']:>7.0f} "
                     f"{r['max_weight']:>7.1f} {r['unsupported_mass']:>11.1%}"
                 )

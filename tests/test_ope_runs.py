@@ -265,3 +265,20 @@ def test_replay_log_names_the_run_too(tmp_path):
     assert res.exit_code == 0, res.output
     df = pd.read_csv(log)
     assert sorted(df["run"].unique()) == ["random/s0/b0.5", "random/s1/b0.5"]
+
+
+def test_the_evaluate_table_lines_up_under_its_header(simulated):
+    log, _ = simulated
+    res = runner.invoke(
+        app,
+        ["evaluate", str(log), "-p", "random,fixed:arm0", "--run", "random/s0",
+         "--bootstrap", "60", "--no-save"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("policy"))
+    end = lines[header].index("value") + len("value")  # right-aligned under "value"
+    rows = [line for line in lines[header + 1 :] if line.strip()]
+    assert len(rows) == 6
+    for row in rows:
+        assert row[end - 1].isdigit() and row[end] == " ", (lines[header], row)
