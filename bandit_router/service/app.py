@@ -183,6 +183,8 @@ def create_app(
         state.http()
         if settings.expire_interval_s is not None:
             state.tasks.append(asyncio.create_task(_expire_loop(state)))
+        if settings.retention_s is not None:
+            state.tasks.append(asyncio.create_task(_prune_loop(state)))
         if state.sync is not None:
             state.sync.start()
         state.ready = True
@@ -282,6 +284,24 @@ def create_app(
 def _shared(engine: Any) -> bool:
     """Whether other processes can write to this database (not an in-memory SQLite)."""
     return engine.dialect.name != "sqlite" or engine.url.database not in (None, "", ":memory:")
+
+
+async def _prune_loop(state: ServiceState) -> None:
+    """Every ``prune_interval_s``: ``Router.prune(retention_s)`` in the process that
+    writes the snapshots (the other processes of a scale-out leave it to that one)."""
+    settings = state.settings
+    assert settings.retention_s is not None
+    while True:
+        await asyncio.sleep(settings.prune_interval_s)
+        gate = state.router.snapshot_gate
+        if gate is not None and not gate():
+            continue
+        try:
+            counts = await state.blocking(state.router.prune, settings.retention_s)
+            if any(counts.values()):
+                log.info("pruned the history older than %g s: %s", settings.retention_s, counts)
+        except Exception:  # keep the service up; the next round retries
+            log.exception("pruning old history failed")
 
 
 async def _expire_loop(state: ServiceState) -> None:

@@ -164,6 +164,13 @@ class ServiceSettings:
     sync_interval_s     how often the app folds in the feedback and catalogue changes of
                         the other processes sharing its database (scale-out; on PostgreSQL
                         LISTEN/NOTIFY also wakes it at once); None: never
+    retention_s         keep the answered history (decisions, their feedback, closed
+                        reservations, old ledger entries) this long, then prune it
+                        (``Router.prune``: a snapshot first, so the state still rebuilds;
+                        pending decisions and open reservations stay); None (default):
+                        keep everything (``bandit-router db prune`` by hand)
+    prune_interval_s    how often the app prunes with ``retention_s`` (only the process
+                        that writes the snapshots, in scale-out)
     key_cache_s         how long a verified API key is remembered (hashing is slow on
                         purpose); a revoked key stops working after at most that long
                         (at once when revoked through this app)
@@ -186,6 +193,8 @@ class ServiceSettings:
     cors_origins: tuple[str, ...] = ()
     embed_cache_size: int = 50_000
     expire_interval_s: float | None = 60.0
+    retention_s: float | None = None
+    prune_interval_s: float = 3600.0
     key_cache_s: float = 60.0
     sync_interval_s: float | None = 1.0
     inline_store_calls: bool | None = None
@@ -244,6 +253,13 @@ class ServiceSettings:
                 "expire_interval_s",
                 _positive(self.expire_interval_s, "service.expire_interval_s"),
             )
+        if self.retention_s is not None:
+            object.__setattr__(
+                self, "retention_s", _positive(self.retention_s, "service.retention_s")
+            )
+        object.__setattr__(
+            self, "prune_interval_s", _positive(self.prune_interval_s, "service.prune_interval_s")
+        )
         object.__setattr__(
             self, "key_cache_s", _positive(self.key_cache_s, "service.key_cache_s", allow_zero=True)
         )
