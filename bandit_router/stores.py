@@ -148,8 +148,11 @@ class DecisionLog(Protocol):
         """Feedback with ``feedback_id > after_id`` in id order."""
         ...
 
-    def expired(self, now: float, limit: int | None = None) -> list[DecisionRecord]:
-        """Decisions without feedback whose ``expires_at`` is before ``now``."""
+    def expired(
+        self, now: float, limit: int | None = None, after: float | None = None
+    ) -> list[DecisionRecord]:
+        """Decisions without feedback whose ``expires_at`` is before ``now`` (and, with
+        ``after``, not before ``after``: a scan of the recent window only)."""
         ...
 
 

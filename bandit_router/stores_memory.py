@@ -199,11 +199,17 @@ class InMemoryDecisionLog:
             settled = forget(gone) if forget is not None else 0
             return {"decisions": n, "feedback": n, "ledger_settlements": settled}
 
-    def expired(self, now: float, limit: int | None = None) -> list[DecisionRecord]:
-        """Decisions without feedback whose ``expires_at`` is before ``now``, oldest first."""
+    def expired(
+        self, now: float, limit: int | None = None, after: float | None = None
+    ) -> list[DecisionRecord]:
+        """Decisions without feedback whose ``expires_at`` is before ``now`` (and not before
+        ``after`` when given), oldest first."""
+        lo = -math.inf if after is None else float(after)
         with self._lock:
             out = [
-                d for d in self._open.values() if d.expires_at is not None and d.expires_at < now
+                d
+                for d in self._open.values()
+                if d.expires_at is not None and lo <= d.expires_at < now
             ]
         out.sort(key=lambda d: (d.created_at, d.decision_id))
         return out if limit is None else out[: int(limit)]

@@ -213,8 +213,12 @@ class SqlDecisionLog:
             row = s.get(DecisionRow, str(decision_id))
             return None if row is None else _decision(row)
 
-    def expired(self, now: float, limit: int | None = None) -> list[DecisionRecord]:
-        """Decisions without feedback whose ``expires_at`` is before ``now``, oldest first."""
+    def expired(
+        self, now: float, limit: int | None = None, after: float | None = None
+    ) -> list[DecisionRecord]:
+        """Decisions without feedback whose ``expires_at`` is before ``now`` (not before
+        ``after`` when given: a range of the ``expires_at`` index instead of every old
+        decision), oldest first."""
         q = (
             select(DecisionRow)
             .outerjoin(FeedbackRow, FeedbackRow.decision_id == DecisionRow.id)
@@ -225,6 +229,8 @@ class SqlDecisionLog:
             )
             .order_by(DecisionRow.created_at, DecisionRow.id)
         )
+        if after is not None:
+            q = q.where(DecisionRow.expires_at >= float(after))
         if limit is not None:
             q = q.limit(int(limit))
         with self.sessions.read() as s:

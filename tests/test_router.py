@@ -420,3 +420,36 @@ def test_end_to_end_with_the_offline_sentence_encoder():
 
 def stores_has(router, decision_id):
     return router.stores.decisions.get(decision_id) is not None
+
+
+def test_expire_scans_the_recent_window_and_everything_hourly():
+    """Each pass asks the log only for the decisions due since the last one (minutes of
+    overlap), not every old decision; a full pass still runs every hour, so a decision
+    written late with an old due time is settled too."""
+    from bandit_router.router import EXPIRE_FULL_EVERY_S, EXPIRE_OVERLAP_S
+    from bandit_router.stores import DecisionRecord
+
+    clock = ManualClock(1e6)
+    router = Router(
+        [ModelSpec("small", 0.1, 0.4), ModelSpec("large", 5.0, 15.0)], None, None,
+        build_policy("linucb", ["small", "large"], 2, seed=0), clock=clock,
+        feedback_wait_seconds=60.0,
+    )  # fmt: skip
+    log = router.stores.decisions
+    asked: list[float | None] = []
+    scan = log.expired
+    log.expired = lambda now, limit=None, after=None: asked.append(after) or scan(now, limit, after)
+    r = router.route_context("u", np.array([1.0, 0.0]))
+    clock.advance(120.0)
+    assert [f.decision_id for f in router.expire()] == [r.decision_id]
+    clock.advance(5.0)
+    router.expire()
+    assert asked == [None, clock() - 5.0 - EXPIRE_OVERLAP_S]
+    # a decision another process wrote late, due long before the window
+    late = DecisionRecord("late", "u", clock() - 7200.0, "small", np.array([1.0, 0.0]), {},
+                          1.0, 0.0, expires_at=clock() - 7000.0, reserved=False)  # fmt: skip
+    log.record(late)
+    assert router.expire() == []  # outside the window
+    clock.advance(EXPIRE_FULL_EVERY_S)
+    assert [f.decision_id for f in router.expire()] == ["late"]  # the hourly full pass
+    assert asked[-1] is None

@@ -185,6 +185,14 @@ def test_expired_lists_decisions_waiting_past_their_time(stores):
     assert stores.decisions.feedback_for(a.decision_id).reward is None
 
 
+def test_expired_after_scans_only_the_recent_window(stores):
+    for i, due in enumerate((5.0, 10.0, 20.0, 30.0), start=1):
+        stores.decisions.record(decision(i, t=float(i), expires_at=due))
+    recent = stores.decisions.expired(25.0, after=10.0)
+    assert [d.expires_at for d in recent] == [10.0, 20.0]  # [after, now)
+    assert [d.expires_at for d in stores.decisions.expired(25.0)] == [5.0, 10.0, 20.0]
+
+
 def test_a_decision_without_reservation_holds_and_settles_nothing(stores):
     if "reserved" not in decision(1).__dataclass_fields__:
         pytest.fail("DecisionRecord.reserved is part of the contract")
