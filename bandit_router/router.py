@@ -1237,7 +1237,7 @@ class Router:
         into it, its decisions and their settled reservations go when older than the cutoff.
         Decisions waiting for feedback, open reservations and the feedback after the
         snapshot stay; a feedback on a pruned decision is an unknown decision. In memory
-        this is what bounds a long-lived router (about 2.5 KB per query otherwise, d = 64);
+        this is what bounds a long-lived router (about 3 KB per query otherwise, d = 64);
         on a database it is ``bandit-router db prune --older-than`` (which also drops old
         journal entries outside every rolling window).
 
