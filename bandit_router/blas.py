@@ -27,13 +27,13 @@ from threadpoolctl import threadpool_limits
 from bandit_router.errors import ConfigurationError
 
 
-def check_threads(threads: Any, what: str = "blas_threads") -> int | None:
+def check_threads(threads: Any) -> int | None:
     """``threads`` as an int >= 1, or None; a ``ConfigurationError`` that says so otherwise."""
     if threads is None:
         return None
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigurationError(
-            f"{what} must be a whole number of threads >= 1 (or None to leave BLAS as it "
+            "blas_threads must be a whole number of threads >= 1 (or None to leave BLAS as it "
             f"is), got {threads!r}."
         )
     return threads

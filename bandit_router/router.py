@@ -251,14 +251,19 @@ _IN_KEYS = ("input_tokens", "prompt_tokens")
 _OUT_KEYS = ("output_tokens", "completion_tokens")
 
 
-def _usd(value: Any, what: str) -> float:
+def _nonnegative(value: Any, what: str, unit: str, noun: str = "number") -> float:
+    """``value`` as a finite float >= 0, or an ``InvalidInputError`` naming ``what``."""
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise InvalidInputError(f"{what} must be a number of USD, got {value!r}.") from None
+        raise InvalidInputError(f"{what} must be a number of {unit}, got {value!r}.") from None
     if not (x >= 0 and math.isfinite(x)):
-        raise InvalidInputError(f"{what} must be a finite amount of USD >= 0, got {value!r}.")
+        raise InvalidInputError(f"{what} must be a finite {noun} of {unit} >= 0, got {value!r}.")
     return x
+
+
+def _usd(value: Any, what: str) -> float:
+    return _nonnegative(value, what, "USD", "amount")
 
 
 #: ``Router.expire`` scans the decisions due since its last pass minus this many seconds...
@@ -285,16 +290,6 @@ def _then_write_snapshot(method: Callable[..., Any]) -> Callable[..., Any]:
         return out
 
     return wrapper
-
-
-def _seconds(value: Any, what: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{what} must be a number of seconds, got {value!r}.") from None
-    if not (x >= 0 and math.isfinite(x)):
-        raise InvalidInputError(f"{what} must be a finite number of seconds >= 0, got {value!r}.")
-    return x
 
 
 class Router:
@@ -640,7 +635,7 @@ class Router:
                 )
             if prior is None and self.prior is not None and spec.name in self.prior.models:
                 prior = self.prior.priors([spec.name])[spec.name]
-            self.catch_up()
+            self._catch_up()
             self.policy.add_arm(spec.name, prior)
             self._active.add(spec.name)
             self._specs[spec.name] = spec
@@ -657,7 +652,7 @@ class Router:
                 raise UnknownArmError(
                     f"no active model {name!r}; active models: {', '.join(self.policy.arms)}."
                 )
-            self.catch_up()
+            self._catch_up()
             self.policy.remove_arm(name)
             self._active.discard(name)
             self._retired.add(name)
@@ -1040,7 +1035,7 @@ class Router:
                 return self._known(d, out.record, rec)
             if tokens is not None and d.model in self.cost_model.models:
                 self.cost_model.observe(d.model, tokens[1])
-            self.catch_up()
+            self._catch_up()
             return _make_result(
                 did, d.model, r, float(cost), d.estimated_cost, out.record.feedback_id, False,
                 d.model in self.policy._index, False,
@@ -1087,7 +1082,7 @@ class Router:
                 did, None, 0.0, self.clock(), d.model, d.context, d.user, is_default=True
             )
             out = self.stores.decisions.add_feedback(rec)  # conflicts if feedback came first
-            self.catch_up()
+            self._catch_up()
             return FeedbackResult(
                 did, d.model, None, 0.0, d.estimated_cost, out.record.feedback_id,
                 duplicate=out.duplicate, applied=False, is_default=True,
@@ -1097,6 +1092,11 @@ class Router:
     def catch_up(self) -> int:
         """Apply the feedback logged after ``last_feedback_id`` (by any process), in id
         order; returns how many records were read."""
+        return self._catch_up()
+
+    def _catch_up(self) -> int:
+        """``catch_up`` for callers that write the due snapshot themselves (they hold the
+        lock, or are wrapped in ``_then_write_snapshot`` too)."""
         with self._lock:
             n = 0
             while True:
@@ -1222,7 +1222,7 @@ class Router:
                         is_default=True,
                     )
                 )  # fmt: skip
-            self.catch_up()
+            self._catch_up()
             self._expired_upto = max(self._expired_upto, now)  # only after a whole pass
             if full:
                 self._expired_full_at = now
@@ -1254,7 +1254,7 @@ class Router:
         >>> router.prune(older_than=60)
         {'decisions': 3, 'feedback': 3, 'ledger_settlements': 0}
         """
-        t = _seconds(older_than, "older_than")
+        t = _nonnegative(older_than, "older_than", "seconds")
         with self._lock:
             snap = self.snapshot()
             prune = getattr(self.stores.decisions, "prune", None)

@@ -53,6 +53,16 @@ def _extra(name: str) -> dict[str, str]:
     return dict(PRIOR_EXTRA) if name in PRIOR_POLICIES else {}
 
 
+def check_prior_available(names: Sequence[str], available: bool, how: str) -> None:
+    """Refuse the prior policies of ``names`` (``pilot``, ``pilot-ts``) when no prior is
+    ``available``, before any table is embedded; ``how`` says how to give one."""
+    from bandit_router.policies import PRIOR_POLICIES
+
+    needs = [n for n in names if n in PRIOR_POLICIES]
+    if needs and not available:
+        raise usage("--policy", f"{', '.join(needs)} need(s) {how}")
+
+
 def policy_settings(
     names: Sequence[str], items: Sequence[str] | None
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:

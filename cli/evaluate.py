@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from bandit_router.cli.checks import usage
 from bandit_router.cli.options import db_option
 from bandit_router.cli.replay import split_names, split_policies
 
@@ -76,6 +75,7 @@ def evaluate(
         check_embedder,
         check_fixed_models,
         check_input_file,
+        check_prior_available,
         load_prior_file,
         policy_settings,
         usage_errors,
@@ -93,13 +93,9 @@ def evaluate(
     names = split_policies(policy)
     settings, notes = policy_settings(names, setting)
     check_embedder(embedder)
-    needs_prior = [n for n in names if n in PRIOR_POLICIES]
-    if needs_prior and prior is None:
-        raise usage(
-            "--policy",
-            f"{', '.join(needs_prior)} need(s) --prior FILE (a prior from "
-            "`bandit-router warm-start`)",
-        )
+    check_prior_available(
+        names, prior is not None, "--prior FILE (a prior from `bandit-router warm-start`)"
+    )
     art = load_prior_file(prior) if prior is not None else None
     check_input_file(log, "LOG")
     frame = read_log(log)

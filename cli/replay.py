@@ -399,12 +399,12 @@ def replay(
         check_fixed_models,
         check_input_file,
         check_output_file,
+        check_prior_available,
         check_replay_options,
         check_users,
         load_prior_file,
         policy_settings,
     )
-    from bandit_router.policies import PRIOR_POLICIES
     from bandit_router.simulations.pipeline import prepare_replay
     from bandit_router.simulations.sweep import grid, run_sweep
 
@@ -425,13 +425,12 @@ def replay(
     check_allocator(allocator)
     check_users(users)
     check_embedder(embedder)
-    needs_prior = [n for n in names if n in PRIOR_POLICIES]
-    if needs_prior and prior is None and train is None and train_split is None:
-        raise usage(
-            "--policy",
-            f"{', '.join(needs_prior)} need(s) a preference prior: give --prior FILE, "
-            "--train TABLE or --train-split F, or use the prior-free twin (linucb / lints)",
-        )
+    check_prior_available(
+        names,
+        prior is not None or train is not None or train_split is not None,
+        "a preference prior: give --prior FILE, --train TABLE or --train-split F, or use "
+        "the prior-free twin (linucb / lints)",
+    )
     fractions = parse_fractions(budget_fraction)
     if nan not in ("error", "drop", "zero"):
         raise usage("--nan", f"use error, drop or zero, got {nan!r}")

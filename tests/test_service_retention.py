@@ -45,12 +45,16 @@ def test_the_app_prunes_answered_history_older_than_the_retention(tmp_path):
     books = stores.ledger.state("ann")
     settings = ServiceSettings(retention_s=3600.0, prune_interval_s=0.05, expire_interval_s=None)
     app = create_app(router, settings, keys=MemoryKeyStore())
+    rounds: list[dict[str, int]] = []
+    prune = router.prune
+    router.prune = lambda older_than: rounds.append(prune(older_than)) or rounds[-1]
 
     def counts():
         return status(stores.engine)["counts"]
 
     with TestClient(app):
-        time.sleep(0.3)  # a few prune rounds: nothing is older than an hour yet
+        wait_for(lambda: len(rounds) >= 2, "two prune rounds")
+        assert not any(any(r.values()) for r in rounds)  # nothing older than an hour yet
         assert counts()["decisions"] == 22 and counts()["feedback"] == 20
         clock.advance(2 * 3600.0)
         wait_for(lambda: counts()["feedback"] == 0, "the answered history to be pruned")
